@@ -32,6 +32,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
     policy_name: pulumi.Output[str]
     namespace: pulumi.Output[str]
     policy: pulumi.Output[str]
+    kv_mount: pulumi.Output[str]
     nomad_server_config: pulumi.Output[str]
     nomad_client_config: pulumi.Output[str]
 
@@ -107,6 +108,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
         self.policy_name = self.policy_resource.name
         self.namespace = inside if inside is not None else pulumi.Output.from_input("")
         self.policy = self.policy_resource.policy
+        self.kv_mount = pulumi.Output.from_input(settings.kv_mount)
         self.nomad_server_config = pulumi.Output.from_input(
             render_server_config(settings.audiences, format_duration(settings.identity_ttl))
         )
@@ -128,4 +130,5 @@ class NomadVaultSetup(pulumi.ComponentResource):
             "policy_name": self.policy_name,
             "namespace": self.namespace,
             "policy": self.policy,
+            "kv_mount": self.kv_mount,
         }

@@ -128,8 +128,10 @@ def test_outputs_for_the_default_config(run_program) -> None:
             "policy_name",
             "namespace",
             "policy",
+            "kv_mount",
         ]
     )
+    assert exports["kv_mount"] == "secret"
     assert (exports["auth_path"], exports["role_name"], exports["policy_name"]) == (
         "jwt-nomad",
         "nomad-workloads",
@@ -148,7 +150,7 @@ def test_outputs_for_the_default_config(run_program) -> None:
 
 def test_outputs_carry_the_custom_settings(run_program) -> None:
     exports = run_program(CUSTOM, vault={"namespace": "team"}).exports
-    assert exports["namespace"] == "nomad"
+    assert (exports["namespace"], exports["kv_mount"]) == ("nomad", "kv")
     (client,) = parse_hcl(exports["nomad_client_config"])["vault"]
     assert client == {
         "enabled": True,
