@@ -1,0 +1,107 @@
+"""One end-to-end scenario: a fresh OpenBao, a dev Nomad issuer, and the program deployed to it
+through the real Pulumi CLI (via `pulumi.automation`), with a throw-away `file://` backend.
+
+The project is copied into the scenario's folder so that its stack files never touch the work
+tree; the copy's `venv` links to the interpreter running the tests, which holds the pinned
+requirements, so the engine starts the program without installing anything.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import hvac
+import yaml
+from pulumi import automation as auto
+
+from devtools import openbao
+from devtools.issuer import Issuer, IssuerServer
+from devtools.proc import stop
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
+STACK = "e2e"
+PASSPHRASE = "e2e-only"
+CONFIG_PREFIX = "nomad-vault-setup:"
+
+
+def copy_project(dest: Path) -> Path:
+    """The program's files (not tests, not stack files) in `dest`, with the test venv linked."""
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        shutil.copy2(PROJECT_DIR / name, dest / name)
+    shutil.copytree(PROJECT_DIR / "components", dest / "components")
+    (dest / "venv").symlink_to(Path(sys.prefix))
+    return dest
+
+
+class Scenario:
+    """A server, an issuer and a stack; `close()` stops both servers by PID."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server = openbao.start(root / "openbao")
+        self.issuer = Issuer()
+        self.issuer_server = IssuerServer(self.issuer).start()
+        self.work_dir = copy_project(root / "project")
+        backend = root / "state"
+        backend.mkdir()
+        self.env = {
+            "PULUMI_BACKEND_URL": backend.as_uri(),
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "VAULT_ADDR": self.server.address,
+            "VAULT_TOKEN": self.server.token,
+        }
+        self.stack = auto.create_or_select_stack(
+            stack_name=STACK,
+            work_dir=str(self.work_dir),
+            opts=auto.LocalWorkspaceOptions(env_vars=self.env),
+        )
+        self.stack_file = self.work_dir / f"Pulumi.{STACK}.yaml"
+        self.vault = self.client()
+
+    def deploy_with_token(self, token: str) -> None:
+        """From now on the engine's provider talks to Vault with `token` instead of root."""
+        self.stack.workspace.env_vars["VAULT_TOKEN"] = token
+
+    @property
+    def jwks_url(self) -> str:
+        return self.issuer_server.jwks_url
+
+    def client(self, token: str | None = None, namespace: str | None = None) -> hvac.Client:
+        """A Vault client on this scenario's server (root token unless told otherwise)."""
+        return hvac.Client(
+            url=self.server.address, token=token or self.server.token, namespace=namespace
+        )
+
+    def configure(self, **settings: Any) -> None:
+        """Replace the stack's `nomad-vault-setup:` config (camelCase keys), as a user would
+        by editing `Pulumi.<stack>.yaml`; `jwksUrl` defaults to this scenario's issuer."""
+        document = yaml.safe_load(self.stack_file.read_text()) if self.stack_file.exists() else {}
+        config = {CONFIG_PREFIX + "jwksUrl": self.jwks_url}
+        config |= {CONFIG_PREFIX + key: value for key, value in settings.items()}
+        document = (document or {}) | {"config": config}
+        self.stack_file.write_text(yaml.safe_dump(document))
+
+    def up(self, **options: Any) -> auto.UpResult:
+        return self.stack.up(color="never", **options)
+
+    def preview(self, **options: Any) -> auto.PreviewResult:
+        return self.stack.preview(color="never", **options)
+
+    def destroy(self) -> auto.DestroyResult:
+        return self.stack.destroy(color="never")
+
+    def outputs(self) -> dict[str, Any]:
+        return {name: output.value for name, output in self.stack.outputs().items()}
+
+    def close(self) -> None:
+        self.issuer_server.stop()
+        stop(self.server.pid)
+
+
+def changes(summary: dict[str, int]) -> dict[str, int]:
+    """The non-`same` entries of an engine change summary."""
+    return {op: count for op, count in summary.items() if op != "same" and count}
