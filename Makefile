@@ -22,3 +22,49 @@ unit: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# --- the dev stack: the program for real, on a local OpenBao dev server and a stand-in Nomad
+# issuer (state in .dev/ and .state/, both git-ignored). See devtools/dev_stack.py.
+
+JOB ?= web
+NAMESPACE ?= default
+DEV_STACK := $(PY) -m devtools.dev_stack
+
+.PHONY: up preview destroy down try outputs pulumi-cli
+
+# Checked before the venv so a missing CLI fails in a second, not after a pip install.
+pulumi-cli:
+	@command -v pulumi >/dev/null 2>&1 || { \
+	  echo "error: the Pulumi CLI ('pulumi') is not on PATH." >&2; \
+	  echo "Install it (https://www.pulumi.com/docs/install/, e.g. 'curl -fsSL https://get.pulumi.com | sh')," >&2; \
+	  echo "put it on PATH, then run make again." >&2; \
+	  exit 1; }
+
+## up: start/reuse the dev servers, pulumi up --refresh the dev stack, print the Nomad config
+up: pulumi-cli $(VENV)/.installed
+	$(DEV_STACK) up
+
+## preview: pulumi preview --refresh the dev stack
+preview: pulumi-cli $(VENV)/.installed
+	$(DEV_STACK) preview
+
+## destroy: pulumi destroy the dev stack's Vault objects; the dev servers keep running
+destroy: pulumi-cli $(VENV)/.installed
+	$(DEV_STACK) destroy
+
+## down: destroy, then stop the dev servers
+down: pulumi-cli $(VENV)/.installed
+	$(DEV_STACK) down
+
+## try: log in as Nomad job JOB in NAMESPACE, read its secret, be denied another's
+try: pulumi-cli $(VENV)/.installed
+	$(DEV_STACK) try --job '$(JOB)' --namespace '$(NAMESPACE)'
+
+## outputs: the dev stack's outputs as JSON
+outputs: pulumi-cli $(VENV)/.installed
+	$(DEV_STACK) outputs
+
+## bench: time up/preview/destroy through the Pulumi CLI vs raw HTTP, count Vault requests
+.PHONY: bench
+bench: $(VENV)/.installed
+	$(PY) -m bench.bench

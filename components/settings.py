@@ -30,8 +30,11 @@ _RESERVED_NAMESPACES = {"root", "sys", "audit", "auth", "cubbyhole", "identity"}
 _BUILTIN_POLICIES = {"root", "default"}
 
 
-class ConfigError(ValueError):
-    """The stack configuration is invalid; the message lists every bad key."""
+class ConfigError(pulumi.RunError, ValueError):
+    """The stack configuration is invalid; the message lists every bad key.
+
+    A `RunError`, so the engine prints just the message (no Python traceback) and stops.
+    """
 
 
 def _positive_seconds(value: Any) -> int:

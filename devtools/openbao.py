@@ -73,21 +73,33 @@ def _log_tail(path: Path, lines: int = 20) -> str:
         return "<no log>"
 
 
-def start(state_dir: Path, token: str = "root", port: int | None = None) -> DevServer:
-    """Launch a detached dev server and block until it reports healthy."""
+def start(
+    state_dir: Path, token: str = "root", port: int | None = None, extra_config: str = ""
+) -> DevServer:
+    """Launch a detached dev server and block until it reports healthy.
+
+    `extra_config` is HCL added to the dev server's configuration, for settings dev mode has
+    no flag for (e.g. `unsafe_allow_api_audit_creation`, which enabling an audit device
+    through the API needs on OpenBao >= 2.4).
+    """
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     address = f"http://127.0.0.1:{port}"
     log_path = state_dir / LOG_FILE
+    command = [
+        bao_binary(),
+        "server",
+        "-dev",
+        f"-dev-root-token-id={token}",
+        f"-dev-listen-address=127.0.0.1:{port}",
+    ]
+    if extra_config:
+        config_file = state_dir / "extra-config.hcl"
+        config_file.write_text(extra_config)
+        command.append(f"-config={config_file}")
     proc = spawn(
-        [
-            bao_binary(),
-            "server",
-            "-dev",
-            f"-dev-root-token-id={token}",
-            f"-dev-listen-address=127.0.0.1:{port}",
-        ],
+        command,
         log_path,
         env=_clean_env(state_dir),
         cwd=state_dir,
