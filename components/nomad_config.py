@@ -6,7 +6,7 @@ log in at. Both are rendered from the same settings the Vault objects are built 
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def hcl_string(value: str) -> str:
@@ -19,18 +19,28 @@ def hcl_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(hcl_string(value) for value in values) + "]"
 
 
-def render_server_config(audiences: Sequence[str], identity_ttl: str) -> str:
-    """The Nomad server `vault` block: the default workload identity Vault accepts."""
-    return (
-        "vault {\n"
-        "  enabled = true\n"
-        "\n"
-        "  default_identity {\n"
-        f"    aud = {hcl_list(audiences)}\n"
-        f"    ttl = {hcl_string(identity_ttl)}\n"
-        "  }\n"
-        "}\n"
-    )
+def render_server_config(
+    audiences: Sequence[str], identity_ttl: str, extra_claims: Mapping[str, str] | None = None
+) -> str:
+    """The Nomad server `vault` block: the default workload identity Vault accepts.
+
+    `extra_claims` values are Nomad templates such as "${job.id}": Nomad fills them in when it
+    signs each identity, so they are written as they are, not escaped.
+    """
+    lines = [
+        "vault {",
+        "  enabled = true",
+        "",
+        "  default_identity {",
+        f"    aud = {hcl_list(audiences)}",
+        f"    ttl = {hcl_string(identity_ttl)}",
+    ]
+    if extra_claims:
+        lines += ["", "    extra_claims {"]
+        lines += [f"      {name} = {json.dumps(value)}" for name, value in extra_claims.items()]
+        lines.append("    }")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
 
 
 def render_client_config(address: str, auth_path: str, namespace: str = "") -> str:

@@ -1,4 +1,4 @@
-"""Stack configuration -> one frozen, validated `Settings`, before any resource exists.
+"""Stack configuration -> frozen, validated settings, before any resource exists.
 
 This is the only module that reads `pulumi.Config`. Every key under `nomad-vault-setup:` is
 validated at once (pydantic collects every bad field instead of stopping at the first), and a
@@ -6,28 +6,57 @@ failure raises one `ConfigError` that names each bad key by its config name and 
 allowed, so a user fixes a stack in one round and a bad stack never touches Vault.
 """
 
-import json
 import os
-import re
-from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import urlparse
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from .durations import parse_duration
+from .fields import (
+    Audiences,
+    Duration,
+    HttpUrl,
+    MountPath,
+    Namespace,
+    PemFile,
+    PolicyName,
+    StringList,
+    VaultName,
+    cluster_name,
+    from_json,
+    string_list,
+)
 
 PROJECT = "nomad-vault-setup"
 DEFAULT_JWKS_URL = "http://localhost:4646/.well-known/jwks.json"
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-_PATH_SEGMENT = r"[A-Za-z0-9_.-]+"
-_MOUNT_PATH = re.compile(rf"{_PATH_SEGMENT}(/{_PATH_SEGMENT})*")
-_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_RESERVED_NAMESPACES = {"root", "sys", "audit", "auth", "cubbyhole", "identity"}
-_BUILTIN_POLICIES = {"root", "default"}
+BOUND_CLAIM_KEYS = (
+    "nomad_namespace",
+    "nomad_job_id",
+    "nomad_task",
+    "nomad_service",
+    "nomad_allocation_id",
+    "sub",
+)
+_MODEL_CONFIG = ConfigDict(
+    frozen=True,
+    extra="forbid",
+    alias_generator=to_camel,
+    validate_by_alias=True,
+    validate_by_name=True,
+)
 
 
 class ConfigError(pulumi.RunError, ValueError):
@@ -37,118 +66,81 @@ class ConfigError(pulumi.RunError, ValueError):
     """
 
 
-def _positive_seconds(value: Any) -> int:
-    """Vault duration ("30m", "1h30m", "1800") -> seconds, which must be positive."""
-    try:
-        seconds = parse_duration(str(value))
-    except ValueError:
-        seconds = 0
-    if seconds <= 0:
-        raise ValueError("must be a positive duration in s, m, h (e.g. 90s, 30m, 1h30m)")
-    return seconds
-
-
-def _http_url(value: str) -> str:
-    """Vault and Nomad reach these over HTTP: anything else can only fail later, less clearly."""
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    return value
-
-
-def _mount_path(value: str) -> str:
-    """Slashes at the ends are trimmed, as `nomad setup vault` does; empty is refused."""
-    path = value.strip("/")
-    if not _MOUNT_PATH.fullmatch(path):
-        raise ValueError("must be a non-empty mount path of letters, digits, '_', '-', '.' and '/'")
-    return path
-
-
-def _vault_name(value: str) -> str:
-    """Lowercase only: Vault/OpenBao lowercase role and policy names; mixed case diffs forever."""
-    if not _NAME.fullmatch(value):
-        raise ValueError("must be lowercase letters, digits, '_', '-' or '.', without '/'")
-    return value
-
-
-def _policy_name(value: str) -> str:
-    """The built-in policies cannot be managed: `root` is refused by Vault, `default` is shared."""
-    if value in _BUILTIN_POLICIES:
-        raise ValueError(f"must not be a built-in policy ({', '.join(sorted(_BUILTIN_POLICIES))})")
-    return _vault_name(value)
-
-
-def _namespace(value: str) -> str:
-    """One namespace level under the provider's; nest by setting VAULT_NAMESPACE to the parent."""
-    name = value.strip("/")
-    if name and (not _NAMESPACE.fullmatch(name) or name in _RESERVED_NAMESPACES):
+def _bound_claims(claims: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """A role must be pinned to Nomad namespaces, or any job could choose it."""
+    unknown = sorted(set(claims) - set(BOUND_CLAIM_KEYS))
+    if unknown:
+        allowed = ", ".join(BOUND_CLAIM_KEYS)
+        raise ValueError(f"unknown claim {', '.join(unknown)}; allowed: {allowed}")
+    namespaces = claims.get("nomad_namespace", ())
+    if not namespaces or any(value.strip("*") == "" for value in namespaces):
         raise ValueError(
-            "must be one namespace name (letters, digits, '_', '-', '.'; no '/'), not one of "
-            + ", ".join(sorted(_RESERVED_NAMESPACES))
+            "must bind nomad_namespace to named namespaces (globs like 'team-*' allowed, not '*'):"
+            " without it any job could pick this role and receive its policies"
         )
-    return name
+    for claim, values in claims.items():
+        if not values or any(not value or "," in value for value in values):
+            raise ValueError(f"{claim}: values must be non-empty strings without ','")
+    return claims
 
 
-def _pem_from_file(value: Any) -> str:
-    """The setting names a file; the settings carry its PEM text, read once, here."""
-    if not value:
-        return ""
-    try:
-        text = Path(str(value)).expanduser().read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"must be a readable PEM file ({error.__class__.__name__})") from None
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        raise ValueError("must be a PEM file holding at least one CERTIFICATE block")
-    return text
+class ExtraRole(BaseModel):
+    """A JWT role beside the default one, for jobs that need more than their own secrets."""
 
+    model_config = _MODEL_CONFIG
 
-def _string_list(value: Any) -> Any:
-    """Config arrays arrive as JSON text from the engine; one bare string means a list of one."""
-    if isinstance(value, str):
-        return json.loads(value) if value.lstrip().startswith("[") else [value]
-    return value
+    name: VaultName
+    bound_claims: Annotated[
+        dict[str, StringList], BeforeValidator(from_json), AfterValidator(_bound_claims)
+    ]
+    policies: Annotated[tuple[PolicyName, ...], BeforeValidator(string_list)] = ()
+    policy: str = ""
+    token_period: Duration | None = None
 
-
-def _audiences(values: tuple[str, ...]) -> tuple[str, ...]:
-    if not values or not all(value.strip() for value in values):
-        raise ValueError("must be a non-empty list of non-empty audience strings")
-    return values
-
-
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-Duration = Annotated[int, BeforeValidator(_positive_seconds)]
-MountPath = Annotated[str, AfterValidator(_mount_path)]
-VaultName = Annotated[str, AfterValidator(_vault_name)]
+    @model_validator(mode="after")
+    def _grants_something(self) -> "ExtraRole":
+        if not self.policies and not self.policy.strip():
+            raise ValueError(
+                "needs `policies` (existing policy names) or `policy` (inline ACL text):"
+                " without either the default role already does the same"
+            )
+        return self
 
 
 class Settings(BaseModel):
-    """Validated stack settings. Field names are snake_case; config keys are camelCase."""
+    """One Nomad cluster's validated settings. Field names are snake_case; keys camelCase."""
 
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        validate_by_alias=True,
-        validate_by_name=True,
-    )
+    model_config = _MODEL_CONFIG
 
     jwks_url: HttpUrl = DEFAULT_JWKS_URL
-    jwks_ca_pem: Annotated[str, BeforeValidator(_pem_from_file)] = Field("", alias="jwksCaFile")
-    namespace: Annotated[str, AfterValidator(_namespace)] = ""
+    jwks_ca_pem: PemFile = Field("", alias="jwksCaFile")
+    namespace: Namespace = ""
     auth_path: MountPath = "jwt-nomad"
     role_name: VaultName = "nomad-workloads"
-    policy_name: Annotated[str, AfterValidator(_policy_name)] = "nomad-workloads"
-    audiences: Annotated[
-        tuple[str, ...], BeforeValidator(_string_list), AfterValidator(_audiences)
-    ] = ("vault.io",)
+    policy_name: PolicyName = "nomad-workloads"
+    audiences: Audiences = ("vault.io",)
     token_period: Duration = 1800
     identity_ttl: Duration = 3600
     kv_mount: MountPath = "secret"
+    manage_kv_mount: bool = False
+    identity_claim: Literal["unique-id", "job-id"] = "unique-id"
+    roles: Annotated[tuple[ExtraRole, ...], BeforeValidator(from_json)] = ()
     nomad_vault_address: HttpUrl = Field(
         description="Defaults to the provider's address (vault:address or VAULT_ADDR)."
     )
     # The provider's own namespace (not a key of ours): Nomad clients need the full path.
     provider_namespace: str = Field("", alias="vault:namespace")
+
+    @field_validator("roles")
+    @classmethod
+    def _distinct_role_names(
+        cls, roles: tuple[ExtraRole, ...], info: ValidationInfo
+    ) -> tuple[ExtraRole, ...]:
+        names = [info.data.get("role_name"), *(role.name for role in roles)]
+        repeated = sorted({name for name in names if name and names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"role names must differ from roleName and each other: {repeated}")
+        return roles
 
     @property
     def client_namespace(self) -> str:
@@ -157,40 +149,168 @@ class Settings(BaseModel):
             part for part in (self.provider_namespace.strip("/"), self.namespace) if part
         )
 
+    def inline_policy_name(self, role: ExtraRole) -> str:
+        """The name of the policy made from an extra role's inline `policy` text."""
+        return f"{self.policy_name}-{role.name}"
+
+    def policy_names(self) -> list[str]:
+        """Every policy this cluster writes (to find two clusters writing the same one)."""
+        return [self.policy_name, *(self.inline_policy_name(r) for r in self.roles if r.policy)]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One Nomad cluster to set up; `name` is "" for a stack without `clusters`."""
+
+    name: str
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Everything a stack sets up: one unnamed cluster, or the named ones of `clusters`."""
+
+    clusters: tuple[Cluster, ...]
+
+    @property
+    def multi_cluster(self) -> bool:
+        return bool(self.clusters[0].name)
+
+
+CLUSTER_KEY = "clusters"
+
 
 def config_keys() -> list[str]:
     """The config keys a stack may set under `nomad-vault-setup:`."""
-    return sorted(
-        field.alias for name, field in Settings.model_fields.items() if ":" not in field.alias
-    )
+    aliases = (field.alias or name for name, field in Settings.model_fields.items())
+    return sorted([alias for alias in aliases if ":" not in alias] + [CLUSTER_KEY])
 
 
-def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+def _key_name(location: tuple[Any, ...]) -> str:
+    """("roles", 0, "boundClaims") -> "roles[0].boundClaims"."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
+
+
+def _describe(error: dict[str, Any], scope: str) -> str:
+    """One line of the report; `scope` is "" for top-level keys or e.g. "clusters[1]"."""
+    key = _key_name(error["loc"])
+    shown = key if ":" in key else f"{PROJECT}:{scope + '.' if scope else ''}{key}"
     if error["type"] == "extra_forbidden":
-        return f"{PROJECT}:{key}: unknown setting; known settings are {', '.join(config_keys())}"
+        known = ", ".join(config_keys() if not scope else ["name", *config_keys()[:-1]])
+        return f"{shown}: unknown setting; known settings are {known}"
     if error["type"] == "missing" and key == "nomadVaultAddress":
         return (
-            f"{PROJECT}:{key}: not set, and the provider has no address to default to; "
+            f"{shown}: not set, and the provider has no address to default to; "
             "set vault:address, VAULT_ADDR or nomadVaultAddress to an http(s) URL"
         )
     message = error["msg"].removeprefix("Value error, ")
-    shown = key if ":" in key else f"{PROJECT}:{key}"
-    return f"{shown} = {error['input']!r}: {message}"
+    value = error["input"]
+    if isinstance(value, str | int | float) and len(str(value)) <= 80:
+        return f"{shown} = {value!r}: {message}"
+    return f"{shown}: {message}"
 
 
-def parse_settings(raw: dict[str, Any]) -> Settings:
-    """Validate raw config (camelCase keys, engine-style values) into `Settings`.
+def _validate(
+    raw: dict[str, Any], scope: str, problems: list[str], own_keys: set[str] | None = None
+) -> Settings | None:
+    """Validate one cluster's raw settings, adding a line per bad key to `problems`.
 
-    Raises ConfigError naming every bad key at once.
+    `own_keys` limits the report to keys the cluster entry set itself: an inherited bad value
+    is reported once, at the top level.
     """
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:
-        problems = "\n".join(f"  - {_describe(detail)}" for detail in error.errors())
+        for detail in error.errors():
+            if own_keys is None or not detail["loc"] or detail["loc"][0] in own_keys:
+                problems.append(_describe(detail, scope))
+        return None
+
+
+def _duplicates(pairs: list[tuple[Any, str]]) -> dict[Any, list[str]]:
+    """Values claimed by more than one cluster, with the clusters that claim them."""
+    claimed: dict[Any, list[str]] = {}
+    for value, cluster in pairs:
+        claimed.setdefault(value, []).append(cluster)
+    return {value: names for value, names in claimed.items() if len(names) > 1}
+
+
+def _clash_problems(clusters: list[Cluster]) -> list[str]:
+    """Two clusters must never write the same Vault object: the last `up` would win."""
+    checks = {
+        "share an auth path": [
+            ((c.settings.namespace, c.settings.auth_path), c.name) for c in clusters
+        ],
+        "write the same policy": [
+            ((c.settings.namespace, policy), c.name)
+            for c in clusters
+            for policy in c.settings.policy_names()
+        ],
+        "both manage one KV mount": [
+            ((c.settings.namespace, c.settings.kv_mount), c.name)
+            for c in clusters
+            if c.settings.manage_kv_mount
+        ],
+    }
+    return [
+        f"{PROJECT}:{CLUSTER_KEY}: clusters {', '.join(names)} {clash}: {value!r}"
+        for clash, pairs in checks.items()
+        for value, names in _duplicates(pairs).items()
+    ]
+
+
+def _cluster_entries(value: Any, problems: list[str]) -> list[dict[str, Any]]:
+    entries = from_json(value)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.append(f"{PROJECT}:{CLUSTER_KEY}: must be a list of objects, each with a name")
+        return []
+    return entries
+
+
+def parse_settings(raw: dict[str, Any]) -> StackSettings:
+    """Validate raw config (camelCase keys, engine-style values) into `StackSettings`.
+
+    With `clusters`, every entry inherits the top-level settings, except that its `authPath`
+    and `policyName` default to `jwt-nomad-<name>` and `nomad-workloads-<name>`.
+    Raises ConfigError naming every bad key at once.
+    """
+    raw = dict(raw)
+    cluster_value = raw.pop(CLUSTER_KEY, None)
+    problems: list[str] = []
+    top = _validate(raw, "", problems)
+    clusters = [Cluster("", top)] if top else []
+    if cluster_value not in (None, "", "[]", []):
+        clusters = []
+        entries = _cluster_entries(cluster_value, problems)
+        for index, entry in enumerate(entries):
+            scope = f"{CLUSTER_KEY}[{index}]"
+            overrides = {key: value for key, value in entry.items() if key != "name"}
+            name = str(entry.get("name", ""))
+            derived = {"authPath": f"jwt-nomad-{name}", "policyName": f"nomad-workloads-{name}"}
+            try:
+                cluster_name(name)
+            except ValueError as error:
+                problems.append(f"{PROJECT}:{scope}.name = {name!r}: {error}")
+                derived = {}  # nothing to derive from a bad name: report the name only
+            merged = raw | derived | overrides
+            settings = _validate(merged, scope, problems, set(overrides) | set(derived))
+            if settings:
+                clusters.append(Cluster(name, settings))
+        names = [(str(entry.get("name", "")), str(entry.get("name", ""))) for entry in entries]
+        problems += [
+            f"{PROJECT}:{CLUSTER_KEY}: clusters {', '.join(same)} use the same name"
+            for same in _duplicates(names).values()
+        ]
+        problems += _clash_problems(clusters)
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(
-            f"invalid stack configuration, nothing was changed; fix these settings:\n{problems}"
-        ) from None
+            f"invalid stack configuration, nothing was changed; fix these settings:\n{lines}"
+        )
+    return StackSettings(tuple(clusters))
 
 
 def _project_config() -> dict[str, Any]:
@@ -202,7 +322,7 @@ def _project_config() -> dict[str, Any]:
     }
 
 
-def load_settings() -> Settings:
+def load_settings() -> StackSettings:
     """Read this stack's config and the provider's address/namespace, then validate."""
     raw = _project_config()
     provider = pulumi.Config("vault")

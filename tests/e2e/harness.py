@@ -44,6 +44,7 @@ class Scenario:
         self.server = openbao.start(root / "openbao")
         self.issuer = Issuer()
         self.issuer_server = IssuerServer(self.issuer).start()
+        self.other_issuers: list[IssuerServer] = []
         self.work_dir = copy_project(root / "project")
         backend = root / "state"
         backend.mkdir()
@@ -61,6 +62,12 @@ class Scenario:
         )
         self.stack_file = self.work_dir / f"Pulumi.{STACK}.yaml"
         self.vault = self.client()
+
+    def add_issuer(self) -> tuple[Issuer, str]:
+        """A second Nomad cluster's issuer (own keys, own JWKS URL), stopped with the rest."""
+        issuer = Issuer()
+        self.other_issuers.append(IssuerServer(issuer).start())
+        return issuer, self.other_issuers[-1].jwks_url
 
     def deploy_with_token(self, token: str) -> None:
         """From now on the engine's provider talks to Vault with `token` instead of root."""
@@ -98,7 +105,8 @@ class Scenario:
         return {name: output.value for name, output in self.stack.outputs().items()}
 
     def close(self) -> None:
-        self.issuer_server.stop()
+        for server in (self.issuer_server, *self.other_issuers):
+            server.stop()
         stop(self.server.pid)
 
 

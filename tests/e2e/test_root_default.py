@@ -59,7 +59,10 @@ def test_outputs_agree_with_the_server(deployed: Scenario) -> None:
     role = deployed.vault.read(f"auth/{AUTH}/role/{ROLE}")["data"]
     assert role["role_type"] == "jwt"
     assert role["bound_audiences"] == ["vault.io"]
-    assert (role["user_claim"], role["user_claim_json_pointer"]) == ("/nomad_job_id", True)
+    assert (role["user_claim"], role["user_claim_json_pointer"]) == (
+        "/extra_claims/unique_id",
+        True,
+    )
     assert role["claim_mappings"] == {
         "nomad_job_id": "nomad_job_id",
         "nomad_namespace": "nomad_namespace",
@@ -83,7 +86,13 @@ def test_outputs_agree_with_the_server(deployed: Scenario) -> None:
         "jwt_auth_backend_path": AUTH,
     }
     (server,) = parse_hcl(outputs["nomad_server_config"])["vault"]
-    assert server["default_identity"] == [{"aud": ["vault.io"], "ttl": "1h"}]
+    assert server["default_identity"] == [
+        {
+            "aud": ["vault.io"],
+            "ttl": "1h",
+            "extra_claims": [{"unique_id": "${job.region}:${job.namespace}:${job.id}"}],
+        }
+    ]
 
 
 @pytest.mark.parametrize("alg", ["RS256", "EdDSA"])
@@ -120,7 +129,7 @@ def test_logins_with_bad_tokens_are_refused(deployed: Scenario) -> None:
         "key not in the JWKS": issuer.mint_with_foreign_key("web"),
         "HS256": issuer.mint_hs256("web"),
         "alg none": issuer.mint_alg_none("web"),
-        "no user claim": issuer.mint("web", nomad_job_id=None),
+        "no user claim": issuer.mint("web", extra_claims=None),
     }
     accepted = []
     for reason, jwt in bad_tokens.items():

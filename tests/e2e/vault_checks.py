@@ -19,10 +19,12 @@ def login(
     return client
 
 
-def login_refused(scenario: Scenario, jwt: str, auth_path: str, role: str) -> str:
+def login_refused(
+    scenario: Scenario, jwt: str, auth_path: str, role: str, namespace: str | None = None
+) -> str:
     """The error text of a login that must fail with HTTP 400."""
     with pytest.raises(InvalidRequest) as refused:
-        login(scenario, jwt, auth_path, role)
+        login(scenario, jwt, auth_path, role, namespace)
     return str(refused.value)
 
 

@@ -1,8 +1,10 @@
 """The whole program under mocks: what it registers, with which inputs, and what it exports."""
 
+import json
+
 import pytest
 
-from components import ConfigError
+from components import ConfigError, NomadVaultSetup, parse_settings
 from components.vault_setup import COMPONENT_TYPE
 from tests.hcl import parse_hcl
 from tests.unit.conftest import MOCK_ACCESSOR, resolve
@@ -11,6 +13,20 @@ NAMESPACE = "vault:index/namespace:Namespace"
 BACKEND = "vault:jwt/authBackend:AuthBackend"
 POLICY = "vault:index/policy:Policy"
 ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
+
+MOUNT = "vault:index/mount:Mount"
+ROLES = json.dumps(
+    [
+        {
+            "name": "db-admin",
+            "boundClaims": {"nomad_namespace": "prod", "nomad_job_id": ["db-*", "migrate"]},
+            "policies": ["database-admin"],
+            "policy": 'path "database/creds/admin" { capabilities = ["read"] }',
+            "tokenPeriod": "10m",
+        },
+        {"name": "ci", "boundClaims": {"nomad_namespace": "ci-*"}, "policies": ["ci-deploy"]},
+    ]
+)
 
 CUSTOM = {
     "namespace": "nomad",
@@ -27,6 +43,7 @@ CUSTOM = {
 
 
 def test_default_config_registers_exactly_the_seed_objects(run_program) -> None:
+    """The objects of `nomad setup vault`, except that each job gets its own entity."""
     run = run_program()
     assert [r.typ for r in run.resources] == [COMPONENT_TYPE, BACKEND, POLICY, ROLE]
 
@@ -46,7 +63,7 @@ def test_default_config_registers_exactly_the_seed_objects(run_program) -> None:
         "roleName": "nomad-workloads",
         "roleType": "jwt",
         "boundAudiences": ["vault.io"],
-        "userClaim": "/nomad_job_id",
+        "userClaim": "/extra_claims/unique_id",
         "userClaimJsonPointer": True,
         "claimMappings": {
             "nomad_job_id": "nomad_job_id",
@@ -58,6 +75,13 @@ def test_default_config_registers_exactly_the_seed_objects(run_program) -> None:
         "tokenExplicitMaxTtl": 0,
         "tokenPolicies": ["nomad-workloads"],
     }
+
+
+def test_job_id_mode_is_exactly_the_seed(run_program) -> None:
+    exports = run_program({"identityClaim": "job-id"})
+    assert exports.one(ROLE).inputs["userClaim"] == "/nomad_job_id"
+    (server,) = parse_hcl(exports.exports["nomad_server_config"])["vault"]
+    assert server["default_identity"] == [{"aud": ["vault.io"], "ttl": "1h"}]
 
 
 def test_namespace_and_custom_config_reach_every_resource(run_program, tmp_path) -> None:
@@ -110,9 +134,31 @@ def test_namespaced_resources_take_the_namespace_from_its_resource(run_program) 
 
 
 def test_every_vault_resource_is_a_child_of_the_component(run_program) -> None:
-    setup = run_program({"namespace": "nomad"}).globals["setup"]
-    children = [setup.namespace_resource, setup.auth_backend, setup.policy_resource, setup.role]
-    for urn in resolve([child.urn for child in children]):
+    run_program()  # installs the mocks
+    settings = (
+        parse_settings(
+            {
+                "nomadVaultAddress": "http://127.0.0.1:8200",
+                "namespace": "nomad",
+                "manageKvMount": True,
+            }
+            | {"roles": ROLES}
+        )
+        .clusters[0]
+        .settings
+    )
+    setup = NomadVaultSetup("nomad", settings)
+    children = [
+        setup.namespace_resource,
+        setup.kv_mount_resource,
+        setup.auth_backend,
+        setup.policy_resource,
+        setup.role,
+        *setup.extra_roles,
+    ]
+    urns = resolve([child.urn for child in children])
+    assert len(urns) == 7
+    for urn in urns:
         assert f"{COMPONENT_TYPE}$vault:" in urn, urn
 
 
@@ -145,7 +191,13 @@ def test_outputs_for_the_default_config(run_program) -> None:
         "jwt_auth_backend_path": "jwt-nomad",
     }
     (server,) = parse_hcl(exports["nomad_server_config"])["vault"]
-    assert server["default_identity"] == [{"aud": ["vault.io"], "ttl": "1h"}]
+    assert server["default_identity"] == [
+        {
+            "aud": ["vault.io"],
+            "ttl": "1h",
+            "extra_claims": [{"unique_id": "${job.region}:${job.namespace}:${job.id}"}],
+        }
+    ]
 
 
 def test_outputs_carry_the_custom_settings(run_program) -> None:
@@ -159,7 +211,8 @@ def test_outputs_carry_the_custom_settings(run_program) -> None:
         "jwt_auth_backend_path": "nomad-jwt",
     }
     (server,) = parse_hcl(exports["nomad_server_config"])["vault"]
-    assert server["default_identity"] == [{"aud": ["nomad.example", "vault.io"], "ttl": "15m"}]
+    assert server["default_identity"][0]["aud"] == ["nomad.example", "vault.io"]
+    assert server["default_identity"][0]["ttl"] == "15m"
 
 
 @pytest.mark.parametrize(
@@ -172,3 +225,97 @@ def test_bad_config_registers_no_resource(run_program, bad) -> None:
     for key in bad:
         assert f"nomad-vault-setup:{key}" in str(caught.value)
     assert run_program.registered == []
+
+
+def test_extra_roles_get_the_workload_policy_and_their_own(run_program) -> None:
+    run = run_program({"roles": ROLES})
+    policies = {r.inputs["name"]: r.inputs["policy"] for r in run.of_type(POLICY)}
+    assert sorted(policies) == ["nomad-workloads", "nomad-workloads-db-admin"]
+    assert policies["nomad-workloads-db-admin"].startswith('path "database/creds/admin"')
+
+    roles = {r.inputs["roleName"]: r.inputs for r in run.of_type(ROLE)}
+    assert sorted(roles) == ["ci", "db-admin", "nomad-workloads"]
+    db_admin = roles["db-admin"]
+    assert db_admin["boundClaims"] == {"nomad_namespace": "prod", "nomad_job_id": "db-*,migrate"}
+    assert db_admin["boundClaimsType"] == "glob"
+    assert db_admin["tokenPolicies"] == [
+        "nomad-workloads",
+        "database-admin",
+        "nomad-workloads-db-admin",
+    ]
+    assert db_admin["tokenPeriod"] == 600
+    assert roles["ci"]["tokenPolicies"] == ["nomad-workloads", "ci-deploy"]
+    assert roles["ci"]["tokenPeriod"] == 1800
+    default = roles["nomad-workloads"]
+    for role in (db_admin, roles["ci"]):
+        for same in ("backend", "roleType", "userClaim", "claimMappings", "boundAudiences"):
+            assert role[same] == default[same], same
+    assert "boundClaims" not in default
+
+
+def test_manage_kv_mount_creates_a_kv_v2_mount_in_the_namespace(run_program) -> None:
+    run = run_program({"manageKvMount": "true", "kvMount": "nomad-kv", "namespace": "nomad"})
+    assert run.one(MOUNT).inputs == {
+        "path": "nomad-kv",
+        "type": "kv",
+        "options": {"version": "2"},
+        "description": "Nomad workload secrets (managed by nomad-vault-setup)",
+        "namespace": "nomad",
+    }
+    assert run_program().of_type(MOUNT) == []
+
+
+CLUSTERS = json.dumps(
+    [
+        {"name": "east", "jwksUrl": "https://east.example/.well-known/jwks.json"},
+        {"name": "west", "namespace": "nomad", "kvMount": "west-kv", "identityClaim": "job-id"},
+        {"name": "edge", "namespace": "nomad", "authPath": "edge", "roles": ROLES},
+    ]
+)
+
+
+def test_each_cluster_is_a_component_and_a_shared_namespace_is_created_once(run_program) -> None:
+    run = run_program({"clusters": CLUSTERS, "namespace": "", "tokenPeriod": "1h"})
+    components = [r.name for r in run.of_type(COMPONENT_TYPE)]
+    assert components == ["nomad-east", "nomad-west", "nomad-edge"]
+    (namespace,) = run.of_type(NAMESPACE)
+    assert (namespace.name, namespace.inputs["path"]) == ("namespace-nomad", "nomad")
+
+    backends = {r.name: r.inputs for r in run.of_type(BACKEND)}
+    assert backends["nomad-east-auth"]["path"] == "jwt-nomad-east"
+    assert backends["nomad-east-auth"]["jwksUrl"] == "https://east.example/.well-known/jwks.json"
+    assert "namespace" not in backends["nomad-east-auth"]
+    assert backends["nomad-west-auth"]["path"] == "jwt-nomad-west"
+    assert backends["nomad-west-auth"]["namespace"] == "nomad"
+    assert backends["nomad-edge-auth"]["path"] == "edge"
+
+    roles = {r.name: r.inputs for r in run.of_type(ROLE)}
+    assert roles["nomad-west-role"]["userClaim"] == "/nomad_job_id"
+    assert roles["nomad-east-role"]["userClaim"] == "/extra_claims/unique_id"
+    assert roles["nomad-east-role"]["tokenPeriod"] == 3600, "top-level settings are inherited"
+    assert "nomad-edge-role-db-admin" in roles
+    policies = sorted(r.inputs["name"] for r in run.of_type(POLICY))
+    assert policies == [
+        "nomad-workloads-east",
+        "nomad-workloads-edge",
+        "nomad-workloads-edge-db-admin",
+        "nomad-workloads-west",
+    ]
+
+
+def test_with_clusters_every_output_is_a_map_by_cluster(run_program) -> None:
+    exports = run_program({"clusters": CLUSTERS}).exports
+    for name, value in exports.items():
+        assert sorted(value) == ["east", "edge", "west"], name
+    assert exports["auth_path"] == {
+        "east": "jwt-nomad-east",
+        "west": "jwt-nomad-west",
+        "edge": "edge",
+    }
+    assert exports["namespace"]["west"] == "nomad" and exports["namespace"]["east"] == ""
+    (west,) = parse_hcl(exports["nomad_client_config"]["west"])["vault"]
+    assert (west["namespace"], west["jwt_auth_backend_path"]) == ("nomad", "jwt-nomad-west")
+    (east_server,) = parse_hcl(exports["nomad_server_config"]["east"])["vault"]
+    (west_server,) = parse_hcl(exports["nomad_server_config"]["west"])["vault"]
+    assert "extra_claims" in east_server["default_identity"][0]
+    assert "extra_claims" not in west_server["default_identity"][0]

@@ -1,16 +1,32 @@
 """Validation of the stack configuration: defaults, normalisation, every rule, one error."""
 
+import json
 from pathlib import Path
 
 import pulumi
 import pytest
 import yaml
 
-from components.settings import ConfigError, Settings, config_keys, load_settings, parse_settings
+from components.settings import (
+    ConfigError,
+    Settings,
+    StackSettings,
+    config_keys,
+    load_settings,
+    parse_settings,
+)
 from tests.unit.conftest import PROJECT_DIR
 
 ADDRESS = {"nomadVaultAddress": "http://127.0.0.1:8200"}
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def single(raw: dict) -> Settings:
+    """The settings of a stack without `clusters`."""
+    stack = parse_settings(raw)
+    assert not stack.multi_cluster
+    (cluster,) = stack.clusters
+    return cluster.settings
 
 
 def error_lines(raw: dict) -> list[str]:
@@ -20,7 +36,7 @@ def error_lines(raw: dict) -> list[str]:
 
 
 def test_defaults_are_those_of_nomad_setup_vault() -> None:
-    settings = parse_settings(ADDRESS)
+    settings = single(ADDRESS)
     assert settings.jwks_url == "http://localhost:4646/.well-known/jwks.json"
     assert (settings.auth_path, settings.role_name, settings.policy_name) == (
         "jwt-nomad",
@@ -37,11 +53,11 @@ def test_pulumi_yaml_declares_every_key_with_the_same_default() -> None:
     defaults = {key.split(":", 1)[1]: spec["default"] for key, spec in declared.items()}
     assert sorted(defaults) == config_keys()
     defaults.pop("nomadVaultAddress")  # "" = the provider's address, resolved at load time
-    assert parse_settings(defaults | ADDRESS) == parse_settings(ADDRESS)
+    assert single(defaults | ADDRESS) == single(ADDRESS)
 
 
 def test_values_are_normalised() -> None:
-    settings = parse_settings(
+    settings = single(
         ADDRESS
         | {
             "authPath": "/nomad/jwt/",
@@ -62,13 +78,13 @@ def test_values_are_normalised() -> None:
 
 
 def test_a_single_audience_string_is_a_list_of_one() -> None:
-    assert parse_settings(ADDRESS | {"audiences": "nomad.example"}).audiences == ("nomad.example",)
+    assert single(ADDRESS | {"audiences": "nomad.example"}).audiences == ("nomad.example",)
 
 
 def test_jwks_ca_file_is_read_into_the_settings(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text(PEM)
-    assert parse_settings(ADDRESS | {"jwksCaFile": str(ca)}).jwks_ca_pem == PEM
+    assert single(ADDRESS | {"jwksCaFile": str(ca)}).jwks_ca_pem == PEM
 
 
 @pytest.mark.parametrize(
@@ -146,7 +162,7 @@ def test_without_any_vault_address_the_error_says_how_to_set_one() -> None:
 
 
 def test_settings_are_frozen() -> None:
-    settings = parse_settings(ADDRESS)
+    settings = single(ADDRESS)
     with pytest.raises(ValueError):
         settings.role_name = "other"  # type: ignore[misc]
 
@@ -168,14 +184,14 @@ def test_load_defaults_the_nomad_address_to_the_provider_address(stack_config) -
     stack_config(
         {"vault:address": "https://vault.internal:8200", "nomad-vault-setup:nomadVaultAddress": ""}
     )
-    assert load_settings().nomad_vault_address == "https://vault.internal:8200"
+    assert load_settings().clusters[0].settings.nomad_vault_address == "https://vault.internal:8200"
 
 
 def test_load_falls_back_to_vault_addr_and_vault_namespace(stack_config, monkeypatch) -> None:
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     monkeypatch.setenv("VAULT_NAMESPACE", "team")
     stack_config({"nomad-vault-setup:namespace": "nomad"})
-    settings = load_settings()
+    settings = load_settings().clusters[0].settings
     assert settings.nomad_vault_address == "http://127.0.0.1:8200"
     assert settings.client_namespace == "team/nomad"
 
@@ -187,9 +203,150 @@ def test_an_explicit_nomad_address_wins(stack_config) -> None:
             "nomad-vault-setup:nomadVaultAddress": "https://vault.service.consul:8200",
         }
     )
-    assert load_settings().nomad_vault_address == "https://vault.service.consul:8200"
+    assert (
+        load_settings().clusters[0].settings.nomad_vault_address
+        == "https://vault.service.consul:8200"
+    )
 
 
 def test_load_reports_keys_of_other_projects_not_at_all(stack_config) -> None:
     stack_config({"vault:address": "http://127.0.0.1:8200", "aws:region": "x"})
-    assert isinstance(load_settings(), Settings)
+    assert isinstance(load_settings(), StackSettings)
+
+
+def role(**overrides) -> dict:
+    return {
+        "name": "db",
+        "boundClaims": {"nomad_namespace": "prod"},
+        "policies": ["db"],
+    } | overrides
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "says"),
+    [
+        (
+            role(boundClaims={"nomad_job_id": "db"}),
+            "roles[0].boundClaims",
+            "must bind nomad_namespace",
+        ),
+        (role(boundClaims={"nomad_namespace": "*"}), "roles[0].boundClaims", "not '*'"),
+        (
+            role(boundClaims={"nomad_namespace": "prod", "team": "x"}),
+            "roles[0].boundClaims",
+            "unknown claim team",
+        ),
+        (role(boundClaims={"nomad_namespace": "a,b"}), "roles[0].boundClaims", "without ','"),
+        (role(name="DB"), "roles[0].name", "lowercase"),
+        (role(policies=[]), "roles[0]", "needs `policies`"),
+        (role(policies=["default"]), "roles[0].policies[0]", "built-in policy"),
+        (role(tokenPeriod="0"), "roles[0].tokenPeriod", "positive duration"),
+        (role(colour="red"), "roles[0].colour", "unknown setting"),
+        (role(name="nomad-workloads"), "roles", "must differ from roleName"),
+    ],
+)
+def test_each_bad_role_is_named(entry: dict, key: str, says: str) -> None:
+    (line,) = error_lines(ADDRESS | {"roles": json.dumps([entry])})
+    assert line.startswith(f"  - nomad-vault-setup:{key}"), line
+    assert says in line
+
+
+def test_a_valid_role_is_parsed() -> None:
+    entry = role(
+        boundClaims={"nomad_namespace": ["prod", "staging-*"]}, policy="path ...", tokenPeriod="5m"
+    )
+    (parsed,) = single(ADDRESS | {"roles": json.dumps([entry])}).roles
+    assert parsed.bound_claims == {"nomad_namespace": ("prod", "staging-*")}
+    assert (parsed.policies, parsed.policy, parsed.token_period) == (("db",), "path ...", 300)
+
+
+def test_identity_claim_is_unique_id_or_job_id() -> None:
+    assert single(ADDRESS).identity_claim == "unique-id"
+    assert single(ADDRESS | {"identityClaim": "job-id"}).identity_claim == "job-id"
+    (line,) = error_lines(ADDRESS | {"identityClaim": "sub"})
+    assert "identityClaim" in line and "'unique-id' or 'job-id'" in line
+
+
+def clusters(*entries: dict) -> dict:
+    return ADDRESS | {"clusters": json.dumps(list(entries))}
+
+
+def test_clusters_inherit_the_top_level_and_derive_their_paths() -> None:
+    stack = parse_settings(
+        clusters({"name": "east"}, {"name": "west", "kvMount": "kv-west"}) | {"kvMount": "kv"}
+    )
+    assert stack.multi_cluster
+    east, west = (cluster.settings for cluster in stack.clusters)
+    assert (east.auth_path, east.policy_name, east.kv_mount) == (
+        "jwt-nomad-east",
+        "nomad-workloads-east",
+        "kv",
+    )
+    assert (west.auth_path, west.policy_name, west.kv_mount) == (
+        "jwt-nomad-west",
+        "nomad-workloads-west",
+        "kv-west",
+    )
+
+
+@pytest.mark.parametrize(
+    ("entries", "says"),
+    [
+        (({"name": "a"}, {"name": "a"}), "clusters a, a use the same name"),
+        (
+            ({"name": "a", "authPath": "jwt"}, {"name": "b", "authPath": "/jwt/"}),
+            "share an auth path",
+        ),
+        (
+            ({"name": "a", "policyName": "p"}, {"name": "b", "policyName": "p"}),
+            "write the same policy",
+        ),
+        (
+            ({"name": "a", "manageKvMount": True}, {"name": "b", "manageKvMount": True}),
+            "both manage one KV mount",
+        ),
+    ],
+)
+def test_two_clusters_never_write_the_same_object(entries: tuple, says: str) -> None:
+    lines = error_lines(clusters(*entries))
+    assert all(line.startswith("  - nomad-vault-setup:clusters: ") for line in lines), lines
+    assert any(says in line for line in lines), lines
+
+
+def test_clusters_in_different_namespaces_may_share_paths() -> None:
+    stack = parse_settings(
+        clusters(
+            {"name": "a", "authPath": "jwt", "namespace": "x"}, {"name": "b", "authPath": "jwt"}
+        )
+    )
+    assert [c.name for c in stack.clusters] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "says"),
+    [
+        ({"name": "East"}, "clusters[0].name", "lowercase"),
+        ({}, "clusters[0].name", "lowercase"),
+        ({"name": "a", "jwksURL": "http://x"}, "clusters[0].jwksURL", "unknown setting"),
+        ({"name": "a", "tokenPeriod": "never"}, "clusters[0].tokenPeriod", "positive duration"),
+    ],
+)
+def test_each_bad_cluster_entry_is_named(entry: dict, key: str, says: str) -> None:
+    (line,) = error_lines(clusters(entry))
+    assert line.startswith(f"  - nomad-vault-setup:{key}"), line
+    assert says in line
+
+
+def test_clusters_must_be_a_list_of_objects() -> None:
+    (line,) = error_lines(ADDRESS | {"clusters": '["east"]'})
+    assert "clusters: must be a list of objects" in line
+
+
+def test_role_cluster_and_top_level_problems_come_in_one_error() -> None:
+    lines = error_lines(
+        clusters({"name": "a", "roles": [role(boundClaims={})]}, {"name": "a"}) | {"kvMount": ""}
+    )
+    assert len(lines) == 3, lines
+    assert "nomad-vault-setup:kvMount = ''" in lines[0], "an inherited bad value is reported once"
+    assert "clusters[0].roles[0].boundClaims" in lines[1]
+    assert "clusters a, a use the same name" in lines[2]

@@ -1,0 +1,127 @@
+"""The value types of the stack settings: each one parses, normalises and says what it allows.
+
+Every check raises ValueError with a message that reads after the key's name
+("nomad-vault-setup:kvMount = '/': must be a non-empty mount path ..."), so pydantic can
+collect them all into one report.
+"""
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+from pydantic import AfterValidator, BeforeValidator
+
+from .durations import parse_duration
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_PATH_SEGMENT = r"[A-Za-z0-9_.-]+"
+_MOUNT_PATH = re.compile(rf"{_PATH_SEGMENT}(/{_PATH_SEGMENT})*")
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+RESERVED_NAMESPACES = frozenset({"root", "sys", "audit", "auth", "cubbyhole", "identity"})
+BUILTIN_POLICIES = frozenset({"root", "default"})
+
+
+def positive_seconds(value: Any) -> int:
+    """Vault duration ("30m", "1h30m", "1800") -> seconds, which must be positive."""
+    try:
+        seconds = parse_duration(str(value))
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise ValueError("must be a positive duration in s, m, h (e.g. 90s, 30m, 1h30m)")
+    return seconds
+
+
+def http_url(value: str) -> str:
+    """Vault and Nomad reach these over HTTP: anything else can only fail later, less clearly."""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+def mount_path(value: str) -> str:
+    """Slashes at the ends are trimmed, as `nomad setup vault` does; empty is refused."""
+    path = value.strip("/")
+    if not _MOUNT_PATH.fullmatch(path):
+        raise ValueError("must be a non-empty mount path of letters, digits, '_', '-', '.' and '/'")
+    return path
+
+
+def vault_name(value: str) -> str:
+    """Lowercase only: Vault/OpenBao lowercase role and policy names; mixed case diffs forever."""
+    if not _NAME.fullmatch(value):
+        raise ValueError("must be lowercase letters, digits, '_', '-' or '.', without '/'")
+    return value
+
+
+def policy_name(value: str) -> str:
+    """The built-in policies cannot be managed: `root` is refused by Vault, `default` is shared."""
+    if value in BUILTIN_POLICIES:
+        raise ValueError(f"must not be a built-in policy ({', '.join(sorted(BUILTIN_POLICIES))})")
+    return vault_name(value)
+
+
+def cluster_name(value: str) -> str:
+    """Cluster names become parts of mount paths, policy names and Pulumi resource names."""
+    if not _CLUSTER_NAME.fullmatch(value):
+        raise ValueError("must be lowercase letters, digits and '-'")
+    return value
+
+
+def namespace(value: str) -> str:
+    """One namespace level under the provider's; nest by setting VAULT_NAMESPACE to the parent."""
+    name = value.strip("/")
+    if name and (not _NAMESPACE.fullmatch(name) or name in RESERVED_NAMESPACES):
+        raise ValueError(
+            "must be one namespace name (letters, digits, '_', '-', '.'; no '/'), not one of "
+            + ", ".join(sorted(RESERVED_NAMESPACES))
+        )
+    return name
+
+
+def pem_from_file(value: Any) -> str:
+    """The setting names a file; the settings carry its PEM text, read once, here."""
+    if not value:
+        return ""
+    try:
+        text = Path(str(value)).expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"must be a readable PEM file ({error.__class__.__name__})") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError("must be a PEM file holding at least one CERTIFICATE block")
+    return text
+
+
+def from_json(value: Any) -> Any:
+    """Structured config (lists, objects) reaches the program as JSON text from the engine."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        return json.loads(value)
+    return value
+
+
+def string_list(value: Any) -> Any:
+    """A JSON list, or one bare string meaning a list of one."""
+    value = from_json(value)
+    return [value] if isinstance(value, str) else value
+
+
+def audiences(values: tuple[str, ...]) -> tuple[str, ...]:
+    if not values or not all(value.strip() for value in values):
+        raise ValueError("must be a non-empty list of non-empty audience strings")
+    return values
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+Duration = Annotated[int, BeforeValidator(positive_seconds)]
+MountPath = Annotated[str, AfterValidator(mount_path)]
+VaultName = Annotated[str, AfterValidator(vault_name)]
+PolicyName = Annotated[str, AfterValidator(policy_name)]
+ClusterName = Annotated[str, AfterValidator(cluster_name)]
+Namespace = Annotated[str, AfterValidator(namespace)]
+PemFile = Annotated[str, BeforeValidator(pem_from_file)]
+Audiences = Annotated[tuple[str, ...], BeforeValidator(string_list), AfterValidator(audiences)]
+StringList = Annotated[tuple[str, ...], BeforeValidator(string_list)]
