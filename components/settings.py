@@ -125,6 +125,8 @@ class Settings(BaseModel):
     manage_kv_mount: bool = False
     identity_claim: Literal["unique-id", "job-id"] = "unique-id"
     roles: Annotated[tuple[ExtraRole, ...], BeforeValidator(from_json)] = ()
+    # Pulumi's `protect` on what breaks every running job when deleted or replaced.
+    protect: bool = False
     nomad_vault_address: HttpUrl = Field(
         description="Defaults to the provider's address (vault:address or VAULT_ADDR)."
     )

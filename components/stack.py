@@ -22,10 +22,9 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
         return NomadVaultSetup("nomad", stack.clusters[0].settings).outputs()
 
     namespaces: dict[str, vault.Namespace] = {}
-    for cluster in stack.clusters:
-        path = cluster.settings.namespace
-        if path and path not in namespaces:
-            namespaces[path] = namespace_resource(f"namespace-{path}", path)
+    for path in dict.fromkeys(c.settings.namespace for c in stack.clusters if c.settings.namespace):
+        protect = any(c.settings.protect for c in stack.clusters if c.settings.namespace == path)
+        namespaces[path] = namespace_resource(f"namespace-{path}", path, protect)
 
     outputs: dict[str, dict[str, pulumi.Output[str]]] = {}
     for cluster in stack.clusters:

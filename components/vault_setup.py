@@ -33,14 +33,19 @@ UNIQUE_ID_CLAIM = {"unique_id": "${job.region}:${job.namespace}:${job.id}"}
 
 
 def namespace_resource(
-    name: str, path: str, opts: pulumi.ResourceOptions | None = None
+    name: str, path: str, protect: bool, opts: pulumi.ResourceOptions | None = None
 ) -> vault.Namespace:
-    """A namespace tagged as ours, replaced delete-first (a namespace is addressed by path)."""
+    """A namespace tagged as ours, replaced delete-first (a namespace is addressed by path).
+
+    Deleting a namespace deletes everything in it, so `protect` guards it like the mount.
+    """
     return vault.Namespace(
         name,
         path=path,
         custom_metadata={"created-by": PROJECT},
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(delete_before_replace=True, protect=protect)
+        ),
     )
 
 
@@ -73,11 +78,19 @@ class NomadVaultSetup(pulumi.ComponentResource):
         # Vault writes overwrite: a replacement created before the old object is deleted would
         # be written to the same path and then deleted with it.
         self._at_same_path = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        # Replacing or deleting these breaks every running job (a new mount has a new accessor;
+        # a deleted KV mount takes its secrets): with `protect`, Pulumi refuses to.
+        protected = pulumi.ResourceOptions.merge(
+            self._at_same_path, pulumi.ResourceOptions(protect=settings.protect)
+        )
 
         self.namespace_resource = namespace
         if settings.namespace and namespace is None:
             self.namespace_resource = namespace_resource(
-                f"{name}-namespace", settings.namespace, pulumi.ResourceOptions(parent=self)
+                f"{name}-namespace",
+                settings.namespace,
+                settings.protect,
+                pulumi.ResourceOptions(parent=self),
             )
         # From the resource's output, so everything inside waits for the namespace on create
         # and is deleted before it.
@@ -91,7 +104,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
                 options={"version": "2"},
                 description=f"Nomad workload secrets (managed by {PROJECT})",
                 namespace=self._inside,
-                opts=self._at_same_path,
+                opts=protected,
             )
             if settings.manage_kv_mount
             else None
@@ -108,7 +121,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             # A job whose vault block names no role logs in with this one.
             default_role=settings.role_name,
             namespace=self._inside,
-            opts=self._at_same_path,
+            opts=protected,
         )
 
         policy_text = self.auth_backend.accessor.apply(

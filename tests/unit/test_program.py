@@ -319,3 +319,18 @@ def test_with_clusters_every_output_is_a_map_by_cluster(run_program) -> None:
     (west_server,) = parse_hcl(exports["nomad_server_config"]["west"])["vault"]
     assert "extra_claims" in east_server["default_identity"][0]
     assert "extra_claims" not in west_server["default_identity"][0]
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_protect_guards_the_mount_the_namespace_and_a_managed_kv_mount(
+    run_program, protect
+) -> None:
+    run_program()  # installs the mocks
+    raw = {"nomadVaultAddress": "http://127.0.0.1:8200", "namespace": "nomad"}
+    settings = (
+        parse_settings(raw | {"manageKvMount": True, "protect": protect}).clusters[0].settings
+    )
+    setup = NomadVaultSetup("nomad", settings)
+    guarded = [setup.namespace_resource, setup.auth_backend, setup.kv_mount_resource]
+    assert [bool(resource._protect) for resource in guarded] == [protect] * 3
+    assert not setup.policy_resource._protect and not setup.role._protect
