@@ -272,16 +272,42 @@ def _cluster_entries(value: Any, problems: list[str]) -> list[dict[str, Any]]:
     return entries
 
 
-def parse_settings(raw: dict[str, Any]) -> StackSettings:
+def token_binding_problem(
+    stack_address: str | None, stack_has_token: bool, env_address: str | None
+) -> str | None:
+    """Why this stack's Vault token could reach another environment's server, if it could.
+
+    The provider takes `vault:address` / `vault:token` from the stack and falls back to
+    VAULT_ADDR / VAULT_TOKEN. A stack that names its server must carry its own token (or run
+    where VAULT_ADDR is that same server); a stack token must go with the stack's address.
+    """
+    same_server = (env_address or "").rstrip("/") == (stack_address or "").rstrip("/")
+    if stack_address and not stack_has_token and not same_server:
+        return (
+            f"vault:address: this stack talks to {stack_address} but has no vault:token, so "
+            "the provider would send VAULT_TOKEN, which belongs to VAULT_ADDR "
+            f"({env_address or 'unset'}); set the stack's own token with "
+            "`pulumi config set --secret vault:token ...`"
+        )
+    if stack_has_token and not stack_address:
+        return (
+            "vault:token: this stack has its own token but no vault:address, so the token "
+            "would go to whatever VAULT_ADDR says; set `pulumi config set vault:address ...`"
+        )
+    return None
+
+
+def parse_settings(raw: dict[str, Any], problems: list[str] | None = None) -> StackSettings:
     """Validate raw config (camelCase keys, engine-style values) into `StackSettings`.
 
     With `clusters`, every entry inherits the top-level settings, except that its `authPath`
     and `policyName` default to `jwt-nomad-<name>` and `nomad-workloads-<name>`.
+    `problems` found elsewhere (e.g. in the provider's settings) join the same report.
     Raises ConfigError naming every bad key at once.
     """
     raw = dict(raw)
     cluster_value = raw.pop(CLUSTER_KEY, None)
-    problems: list[str] = []
+    problems = list(problems or [])
     top = _validate(raw, "", problems)
     clusters = [Cluster("", top)] if top else []
     if cluster_value not in (None, "", "[]", []):
@@ -328,10 +354,13 @@ def load_settings() -> StackSettings:
     """Read this stack's config and the provider's address/namespace, then validate."""
     raw = _project_config()
     provider = pulumi.Config("vault")
-    address = provider.get("address") or os.environ.get("VAULT_ADDR")
+    stack_address = provider.get("address")
+    stack_has_token = pulumi.runtime.get_config("vault:token") is not None
+    binding = token_binding_problem(stack_address, stack_has_token, os.environ.get("VAULT_ADDR"))
+    address = stack_address or os.environ.get("VAULT_ADDR")
     if not raw.get("nomadVaultAddress"):
         raw.pop("nomadVaultAddress", None)  # Pulumi.yaml's "" default means "the provider's"
         if address:
             raw["nomadVaultAddress"] = address
     raw["vault:namespace"] = provider.get("namespace") or os.environ.get("VAULT_NAMESPACE", "")
-    return parse_settings(raw)
+    return parse_settings(raw, [binding] if binding else None)

@@ -103,7 +103,7 @@ class ProgramRunner:
         mocks = RecordingMocks(**mock_options)
         self.registered = mocks.resources
         pulumi.runtime.set_mocks(mocks, project="nomad-vault-setup", stack="unit", preview=False)
-        provider = {"address": "https://vault.example.test:8200", **(vault or {})}
+        provider = {"address": "https://vault.example.test:8200", "token": "unit", **(vault or {})}
         pulumi.runtime.set_all_config(
             {f"nomad-vault-setup:{key}": value for key, value in (config or {}).items()}
             | {f"vault:{key}": value for key, value in provider.items()}

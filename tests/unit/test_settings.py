@@ -14,6 +14,7 @@ from components.settings import (
     config_keys,
     load_settings,
     parse_settings,
+    token_binding_problem,
 )
 from tests.unit.conftest import PROJECT_DIR
 
@@ -182,7 +183,11 @@ def stack_config(monkeypatch: pytest.MonkeyPatch):
 
 def test_load_defaults_the_nomad_address_to_the_provider_address(stack_config) -> None:
     stack_config(
-        {"vault:address": "https://vault.internal:8200", "nomad-vault-setup:nomadVaultAddress": ""}
+        {
+            "vault:address": "https://vault.internal:8200",
+            "vault:token": "stack-token",
+            "nomad-vault-setup:nomadVaultAddress": "",
+        }
     )
     assert load_settings().clusters[0].settings.nomad_vault_address == "https://vault.internal:8200"
 
@@ -200,6 +205,7 @@ def test_an_explicit_nomad_address_wins(stack_config) -> None:
     stack_config(
         {
             "vault:address": "http://127.0.0.1:8200",
+            "vault:token": "stack-token",
             "nomad-vault-setup:nomadVaultAddress": "https://vault.service.consul:8200",
         }
     )
@@ -210,7 +216,7 @@ def test_an_explicit_nomad_address_wins(stack_config) -> None:
 
 
 def test_load_reports_keys_of_other_projects_not_at_all(stack_config) -> None:
-    stack_config({"vault:address": "http://127.0.0.1:8200", "aws:region": "x"})
+    stack_config({"vault:address": "http://127.0.0.1:8200", "vault:token": "t", "aws:region": "x"})
     assert isinstance(load_settings(), StackSettings)
 
 
@@ -350,3 +356,35 @@ def test_role_cluster_and_top_level_problems_come_in_one_error() -> None:
     assert "nomad-vault-setup:kvMount = ''" in lines[0], "an inherited bad value is reported once"
     assert "clusters[0].roles[0].boundClaims" in lines[1]
     assert "clusters a, a use the same name" in lines[2]
+
+
+def test_a_stack_naming_its_server_must_carry_its_own_token(stack_config, monkeypatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    monkeypatch.setenv("VAULT_TOKEN", "dev-token")
+    stack_config({"vault:address": "https://vault.prod.example:8200"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "vault:address: this stack talks to https://vault.prod.example:8200" in str(caught.value)
+    assert "pulumi config set --secret vault:token" in str(caught.value)
+
+
+def test_a_stack_token_must_go_with_the_stacks_address(stack_config, monkeypatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    stack_config({"vault:token": "prod-token"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "vault:token: this stack has its own token but no vault:address" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("stack_address", "stack_token", "env_address"),
+    [
+        (None, False, "http://127.0.0.1:8200"),  # dev: all from the environment
+        ("https://v:8200", True, "http://127.0.0.1:8200"),  # the stack's own pair wins
+        ("https://v:8200/", False, "https://v:8200"),  # the environment is for this server
+    ],
+)
+def test_token_bindings_that_cannot_cross_environments(
+    stack_address, stack_token, env_address
+) -> None:
+    assert token_binding_problem(stack_address, stack_token, env_address) is None
