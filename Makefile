@@ -70,3 +70,12 @@ outputs: pulumi-cli $(VENV)/.installed
 bench: pulumi-cli $(VENV)/.installed
 	$(PY) -m bench.bench $(ARGS)
 	$(PY) -m bench.evaluation
+
+## promote: move the current commit from stack FROM to stack TO after the checks
+## (clean tree, FROM updated from HEAD, no drift, nothing breaking in TO's preview);
+## pass flags with ARGS="--dry-run" or ARGS="--allow-replace"
+FROM ?= dev
+TO ?= staging
+.PHONY: promote
+promote: pulumi-cli $(VENV)/.installed
+	$(PY) -m devtools.promote --from '$(FROM)' --to '$(TO)' $(ARGS)

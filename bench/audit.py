@@ -12,10 +12,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.raw import Vault
-
-# OpenBao >= 2.4 refuses `PUT sys/audit/<path>` unless the server's config allows it.
-SERVER_CONFIG = "unsafe_allow_api_audit_creation = true\n"
 WRITE_OPERATIONS = frozenset({"create", "update", "delete"})
 # The provider's own session, not the objects it manages: pulumi-vault (like Terraform's
 # provider) mints a short-lived child token per run unless skip_child_token is set.
@@ -45,17 +41,6 @@ class Requests:
                 if op in WRITE_OPERATIONS
                 and (session is None or path.startswith(SESSION_PATHS) == session)
             }
-        )
-
-
-def enable(vault: Vault, log_path: Path, name: str = "bench") -> None:
-    """A file audit device writing JSON lines to `log_path` (needs the bench's dev server)."""
-    with vault.session() as session:
-        vault.call(
-            session,
-            "PUT",
-            f"sys/audit/{name}",
-            {"type": "file", "options": {"file_path": str(log_path)}},
         )
 
 

@@ -224,7 +224,7 @@ def count_requests(
     project: PulumiProject, vault: raw.Vault, jwks_url: str, log_path: Path
 ) -> AuditReport:
     """Enable the audit device, then count what each command sends, one run each."""
-    audit.enable(vault, log_path)
+    openbao.enable_file_audit(vault.address, vault.token, log_path, name="bench")
     report = AuditReport()
 
     def counted(label: str, action: Callable[[], str | None]) -> None:
@@ -365,7 +365,7 @@ def bench(work: Path, runs: int) -> int:
         ["pulumi", "version"], capture_output=True, text=True, check=True
     ).stdout.strip()
     log("starting OpenBao dev server and dev issuer")
-    dev = openbao.start(work / "openbao", extra_config=audit.SERVER_CONFIG)
+    dev = openbao.start(work / "openbao", extra_config=openbao.AUDIT_API_CONFIG)
     issuer = IssuerServer(Issuer()).start()
     try:
         vault = raw.Vault(dev.address, dev.token)

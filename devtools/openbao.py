@@ -73,6 +73,27 @@ def _log_tail(path: Path, lines: int = 20) -> str:
         return "<no log>"
 
 
+# OpenBao >= 2.4 refuses `PUT sys/audit/<path>` unless the server's config allows it.
+AUDIT_API_CONFIG = "unsafe_allow_api_audit_creation = true\n"
+
+
+def enable_file_audit(
+    address: str, token: str, log_path: Path, name: str = "file", raw: bool = False
+) -> None:
+    """A file audit device writing one JSON line per request and response to `log_path`.
+
+    `raw` logs tokens in clear text instead of HMACs: only for tests that must prove which
+    token a server saw (the dev server must have been started with AUDIT_API_CONFIG).
+    """
+    response = requests.put(
+        f"{address}/v1/sys/audit/{name}",
+        headers={"X-Vault-Token": token},
+        json={"type": "file", "options": {"file_path": str(log_path), "log_raw": str(raw).lower()}},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
 def start(
     state_dir: Path, token: str = "root", port: int | None = None, extra_config: str = ""
 ) -> DevServer:

@@ -6,6 +6,7 @@ It never passes by skipping: without the `pulumi` CLI every test here fails with
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def new_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     """Start fresh scenarios (server + issuer + stack) for a module; all stopped at its end."""
     started: list[Scenario] = []
 
-    def start(**options: str) -> Scenario:
+    def start(**options: Any) -> Scenario:
         scenario = Scenario(Path(tmp_path_factory.mktemp("scenario")), **options)
         started.append(scenario)
         return scenario

@@ -36,12 +36,25 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def start_openbao(
+    directory: Path, token: str, audited: bool = False
+) -> tuple[openbao.DevServer, Path | None]:
+    """A dev server; `audited` adds a raw file audit log, to see which tokens it was sent."""
+    extra = openbao.AUDIT_API_CONFIG if audited else ""
+    server = openbao.start(directory, token=token, extra_config=extra)
+    if not audited:
+        return server, None
+    audit_log = directory / "audit.log"
+    openbao.enable_file_audit(server.address, token, audit_log, raw=True)
+    return server, audit_log
+
+
 class Scenario:
     """A server, an issuer and a stack; `close()` stops both servers by PID."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, token: str = "root", audited: bool = False) -> None:
         self.root = root
-        self.server = openbao.start(root / "openbao")
+        self.server, self.audit_log = start_openbao(root / "openbao", token, audited)
         self.issuer = Issuer()
         self.issuer_server = IssuerServer(self.issuer).start()
         self.other_issuers: list[IssuerServer] = []
