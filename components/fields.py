@@ -5,7 +5,9 @@ Every check raises ValueError with a message that reads after the key's name
 collect them all into one report.
 """
 
+import ipaddress
 import json
+import posixpath
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +22,9 @@ _PATH_SEGMENT = r"[A-Za-z0-9_.-]+"
 _MOUNT_PATH = re.compile(rf"{_PATH_SEGMENT}(/{_PATH_SEGMENT})*")
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_SSH_KEY_TYPE = re.compile(r"(ssh|ecdsa|sk)-[a-z0-9@.-]+")
 RESERVED_NAMESPACES = frozenset({"root", "sys", "audit", "auth", "cubbyhole", "identity"})
 BUILTIN_POLICIES = frozenset({"root", "default"})
 
@@ -96,6 +101,74 @@ def pem_from_file(value: Any) -> str:
     return text
 
 
+def absolute_path(value: str) -> str:
+    """A file or directory on a machine Pulumi does not run in: a relative path would depend on
+    whichever directory a command happens to start in. Normalised so one file has one spelling.
+    """
+    if not value.startswith("/") or "\0" in value or "\n" in value:
+        raise ValueError("must be an absolute path (starting with '/')")
+    path = posixpath.normpath(value)
+    return "/" + path.lstrip("/")  # normpath keeps a leading '//'
+
+
+def optional_absolute_path(value: str) -> str:
+    """Empty means "not set"; anything else must be an absolute path."""
+    return absolute_path(value) if value else ""
+
+
+def file_path(value: str) -> str:
+    """An absolute path that names a file, not a directory."""
+    if value.endswith("/") or absolute_path(value) == "/":
+        raise ValueError("must be the absolute path of a file, not a directory")
+    return absolute_path(value)
+
+
+def ssh_host(value: str) -> str:
+    """A DNS name or an IP address, and nothing more: `user@host` and `host:port` have their
+    own keys, and anything else would only fail at `pulumi up`, on one agent at a time."""
+    host = value.strip().lower()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(part) for part in host.split(".")):
+        raise ValueError(
+            "must be a host name or an IP address (no user@ or :port; use `user` and `port`)"
+        )
+    return host
+
+
+def unix_user(value: str) -> str:
+    if not _USER.fullmatch(value):
+        raise ValueError("must be a user name (letters, digits, '_', '-', '.')")
+    return value
+
+
+def port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return value
+
+
+def shell_command(value: str) -> str:
+    """Run by the agent's login shell after each write: empty would leave the agent on its old
+    configuration, which Nomad only rereads on a restart."""
+    if not value.strip():
+        raise ValueError("must be a non-empty shell command (e.g. systemctl restart nomad)")
+    return value
+
+
+def ssh_public_key(value: str) -> str:
+    """One OpenSSH public key line (`ssh-ed25519 AAAA...`), as in known_hosts without the host."""
+    parts = value.split()
+    if value and (len(parts) < 2 or not _SSH_KEY_TYPE.fullmatch(parts[0])):
+        raise ValueError(
+            "must be the host's public key as one line, e.g. the content of"
+            " /etc/ssh/ssh_host_ed25519_key.pub ('ssh-ed25519 AAAA...')"
+        )
+    return " ".join(parts[:2])
+
+
 def from_json(value: Any) -> Any:
     """Structured config (lists, objects) reaches the program as JSON text from the engine."""
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
@@ -125,3 +198,10 @@ Namespace = Annotated[str, AfterValidator(namespace)]
 PemFile = Annotated[str, BeforeValidator(pem_from_file)]
 Audiences = Annotated[tuple[str, ...], BeforeValidator(string_list), AfterValidator(audiences)]
 StringList = Annotated[tuple[str, ...], BeforeValidator(string_list)]
+DirectoryPath = Annotated[str, AfterValidator(optional_absolute_path)]
+FilePath = Annotated[str, AfterValidator(file_path)]
+SshHost = Annotated[str, AfterValidator(ssh_host)]
+UnixUser = Annotated[str, AfterValidator(unix_user)]
+Port = Annotated[int, AfterValidator(port)]
+ShellCommand = Annotated[str, AfterValidator(shell_command)]
+SshPublicKey = Annotated[str, AfterValidator(ssh_public_key)]

@@ -7,6 +7,7 @@ allowed, so a user fixes a stack in one round and a bad stack never touches Vaul
 """
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -26,13 +28,20 @@ from pydantic.alias_generators import to_camel
 
 from .fields import (
     Audiences,
+    DirectoryPath,
     Duration,
+    FilePath,
     HttpUrl,
     MountPath,
     Namespace,
     PemFile,
     PolicyName,
+    Port,
+    ShellCommand,
+    SshHost,
+    SshPublicKey,
     StringList,
+    UnixUser,
     VaultName,
     cluster_name,
     from_json,
@@ -41,6 +50,12 @@ from .fields import (
 
 PROJECT = "nomad-vault-setup"
 DEFAULT_JWKS_URL = "http://localhost:4646/.well-known/jwks.json"
+DEFAULT_AGENT_CONFIG_PATH = "/etc/nomad.d/vault.hcl"
+# Nomad rereads only the TLS settings of its `vault` block on SIGHUP; any other change needs a
+# restart (Nomad docs, Agent Configuration > Configuration Reload:
+# https://developer.hashicorp.com/nomad/docs/configuration#configuration-reload; and
+# hashicorp/nomad#6052). `nomad` is the systemd unit of HashiCorp's Linux packages.
+DEFAULT_RELOAD_COMMAND = "systemctl restart nomad"
 
 BOUND_CLAIM_KEYS = (
     "nomad_namespace",
@@ -107,6 +122,36 @@ class ExtraRole(BaseModel):
         return self
 
 
+class NomadAgent(BaseModel):
+    """A Nomad agent that receives its role's `vault {}` block over SSH, then is reloaded."""
+
+    model_config = _MODEL_CONFIG
+
+    host: SshHost
+    port: Port = 22
+    user: UnixUser = "root"
+    role: Literal["server", "client"]
+    config_path: FilePath = DEFAULT_AGENT_CONFIG_PATH
+    reload_command: ShellCommand = DEFAULT_RELOAD_COMMAND
+    # Pinned host key; without it the SSH connection accepts any host key (pulumi-command's
+    # default), so anyone on the path could receive the config and fake the reload.
+    host_key: SshPublicKey = ""
+
+    @property
+    def file(self) -> str:
+        """Which file on which machine this agent's config is: no two entries may share one."""
+        return f"{self.host}:{self.port}:{self.config_path}"
+
+
+def _one_entry_per_file(agents: tuple[NomadAgent, ...]) -> tuple[NomadAgent, ...]:
+    """Two entries writing one file would overwrite each other on every `up`."""
+    files = [agent.file for agent in agents]
+    repeated = sorted({file for file in files if files.count(file) > 1})
+    if repeated:
+        raise ValueError(f"two entries write the same file (host:port:configPath): {repeated}")
+    return agents
+
+
 class Settings(BaseModel):
     """One Nomad cluster's validated settings. Field names are snake_case; keys camelCase."""
 
@@ -125,6 +170,11 @@ class Settings(BaseModel):
     manage_kv_mount: bool = False
     identity_claim: Literal["unique-id", "job-id"] = "unique-id"
     roles: Annotated[tuple[ExtraRole, ...], BeforeValidator(from_json)] = ()
+    # Where this machine keeps vault-server.hcl and vault-client.hcl ("" for nowhere).
+    nomad_config_dir: DirectoryPath = ""
+    nomad_agents: Annotated[
+        tuple[NomadAgent, ...], BeforeValidator(from_json), AfterValidator(_one_entry_per_file)
+    ] = ()
     # Pulumi's `protect` on what breaks every running job when deleted or replaced.
     protect: bool = False
     nomad_vault_address: HttpUrl = Field(
@@ -170,9 +220,14 @@ class Cluster:
 
 @dataclass(frozen=True)
 class StackSettings:
-    """Everything a stack sets up: one unnamed cluster, or the named ones of `clusters`."""
+    """Everything a stack sets up: one unnamed cluster, or the named ones of `clusters`.
+
+    `agents_private_key` is the SSH key every `nomadAgents` entry accepts; a SecretStr, so no
+    repr, log line or error message ever shows it.
+    """
 
     clusters: tuple[Cluster, ...]
+    agents_private_key: SecretStr | None = None
 
     @property
     def multi_cluster(self) -> bool:
@@ -180,12 +235,25 @@ class StackSettings:
 
 
 CLUSTER_KEY = "clusters"
+# Stack-level only: a secret inside the plain `clusters` list could not be kept secret.
+PRIVATE_KEY = "nomadAgentsPrivateKey"
+# The objects inside list settings, for listing the keys an entry may have.
+_ENTRY_MODELS: dict[str, type[BaseModel]] = {"roles": ExtraRole, "nomadAgents": NomadAgent}
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    aliases = (field.alias or name for name, field in model.model_fields.items())
+    return sorted(alias for alias in aliases if ":" not in alias)
+
+
+def cluster_keys() -> list[str]:
+    """The keys one cluster has (top level, or an entry of `clusters` beside its `name`)."""
+    return _keys(Settings)
 
 
 def config_keys() -> list[str]:
     """The config keys a stack may set under `nomad-vault-setup:`."""
-    aliases = (field.alias or name for name, field in Settings.model_fields.items())
-    return sorted([alias for alias in aliases if ":" not in alias] + [CLUSTER_KEY])
+    return sorted([*cluster_keys(), CLUSTER_KEY, PRIVATE_KEY])
 
 
 def _key_name(location: tuple[Any, ...]) -> str:
@@ -201,8 +269,12 @@ def _describe(error: dict[str, Any], scope: str) -> str:
     key = _key_name(error["loc"])
     shown = key if ":" in key else f"{PROJECT}:{scope + '.' if scope else ''}{key}"
     if error["type"] == "extra_forbidden":
-        known = ", ".join(config_keys() if not scope else ["name", *config_keys()[:-1]])
-        return f"{shown}: unknown setting; known settings are {known}"
+        location = error["loc"]
+        if len(location) > 2 and location[0] in _ENTRY_MODELS:
+            known = _keys(_ENTRY_MODELS[location[0]])
+        else:
+            known = config_keys() if not scope else ["name", *cluster_keys()]
+        return f"{shown}: unknown setting; known settings are {', '.join(known)}"
     if error["type"] == "missing" and key == "nomadVaultAddress":
         return (
             f"{shown}: not set, and the provider has no address to default to; "
@@ -256,6 +328,12 @@ def _clash_problems(clusters: list[Cluster]) -> list[str]:
             for c in clusters
             if c.settings.manage_kv_mount
         ],
+        "write their agent config files to one nomadConfigDir": [
+            (c.settings.nomad_config_dir, c.name) for c in clusters if c.settings.nomad_config_dir
+        ],
+        "write one file on an agent (host:port:configPath)": [
+            (agent.file, c.name) for c in clusters for agent in c.settings.nomad_agents
+        ],
     }
     return [
         f"{PROJECT}:{CLUSTER_KEY}: clusters {', '.join(names)} {clash}: {value!r}"
@@ -297,16 +375,40 @@ def token_binding_problem(
     return None
 
 
-def parse_settings(raw: dict[str, Any], problems: list[str] | None = None) -> StackSettings:
+def _private_key(
+    value: Any, is_secret: bool, clusters: list[Cluster], problems: list[str]
+) -> SecretStr | None:
+    """The SSH key for `nomadAgents`: checked here, and never shown in a message."""
+    shown = f"{PROJECT}:{PRIVATE_KEY}"
+    key = str(value or "")
+    how = f"`pulumi config set --secret {PRIVATE_KEY} < <key file>`"
+    if key and not is_secret:
+        problems.append(
+            f"{shown}: must be a secret (a plain value sits unencrypted in the stack file);"
+            f" set it with {how}"
+        )
+    elif key and "PRIVATE KEY-----" not in key:
+        problems.append(f"{shown}: must be an unencrypted SSH private key (OpenSSH or PEM text)")
+    if not key and any(cluster.settings.nomad_agents for cluster in clusters):
+        problems.append(f"{shown}: not set, but nomadAgents lists agents; set it with {how}")
+    return SecretStr(key) if key else None
+
+
+def parse_settings(
+    raw: dict[str, Any], problems: list[str] | None = None, secret_keys: Collection[str] = ()
+) -> StackSettings:
     """Validate raw config (camelCase keys, engine-style values) into `StackSettings`.
 
     With `clusters`, every entry inherits the top-level settings, except that its `authPath`
-    and `policyName` default to `jwt-nomad-<name>` and `nomad-workloads-<name>`.
+    and `policyName` default to `jwt-nomad-<name>` and `nomad-workloads-<name>`, and its
+    `nomadConfigDir` to `<top-level nomadConfigDir>/<name>`.
     `problems` found elsewhere (e.g. in the provider's settings) join the same report.
+    `secret_keys` are the keys whose values the engine holds as secrets.
     Raises ConfigError naming every bad key at once.
     """
     raw = dict(raw)
     cluster_value = raw.pop(CLUSTER_KEY, None)
+    private_key = raw.pop(PRIVATE_KEY, None)
     problems = list(problems or [])
     top = _validate(raw, "", problems)
     clusters = [Cluster("", top)] if top else []
@@ -318,6 +420,8 @@ def parse_settings(raw: dict[str, Any], problems: list[str] | None = None) -> St
             overrides = {key: value for key, value in entry.items() if key != "name"}
             name = str(entry.get("name", ""))
             derived = {"authPath": f"jwt-nomad-{name}", "policyName": f"nomad-workloads-{name}"}
+            if top and top.nomad_config_dir:
+                derived["nomadConfigDir"] = f"{top.nomad_config_dir.rstrip('/')}/{name}"
             try:
                 cluster_name(name)
             except ValueError as error:
@@ -333,12 +437,13 @@ def parse_settings(raw: dict[str, Any], problems: list[str] | None = None) -> St
             for same in _duplicates(names).values()
         ]
         problems += _clash_problems(clusters)
+    agents_private_key = _private_key(private_key, PRIVATE_KEY in secret_keys, clusters, problems)
     if problems:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(
             f"invalid stack configuration, nothing was changed; fix these settings:\n{lines}"
         )
-    return StackSettings(tuple(clusters))
+    return StackSettings(tuple(clusters), agents_private_key)
 
 
 def _project_config() -> dict[str, Any]:
@@ -350,9 +455,20 @@ def _project_config() -> dict[str, Any]:
     }
 
 
+def _secret_keys(keys: Collection[str]) -> set[str]:
+    """Which of our keys the engine holds as secrets (set with `pulumi config set --secret`)."""
+    from_env = set(pulumi.runtime.get_config_secret_keys_env())
+    return {
+        key
+        for key in keys
+        if pulumi.runtime.is_config_secret(f"{PROJECT}:{key}") or f"{PROJECT}:{key}" in from_env
+    }
+
+
 def load_settings() -> StackSettings:
     """Read this stack's config and the provider's address/namespace, then validate."""
     raw = _project_config()
+    secret_keys = _secret_keys(raw)
     provider = pulumi.Config("vault")
     stack_address = provider.get("address")
     stack_has_token = pulumi.runtime.get_config("vault:token") is not None
@@ -363,4 +479,4 @@ def load_settings() -> StackSettings:
         if address:
             raw["nomadVaultAddress"] = address
     raw["vault:namespace"] = provider.get("namespace") or os.environ.get("VAULT_NAMESPACE", "")
-    return parse_settings(raw, [binding] if binding else None)
+    return parse_settings(raw, [binding] if binding else None, secret_keys)

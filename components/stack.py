@@ -5,6 +5,9 @@ it always was. With `clusters`, each cluster is a component `nomad-<name>`, ever
 map keyed by cluster name, and each namespace is created once, outside the components, under a
 name of its own: adding or removing a cluster then never moves (so never replaces) a namespace
 that other clusters live in.
+
+Each cluster's agent config is then delivered (files, agents over SSH) as children of its
+component; the SSH key becomes a secret Output here, before any resource can see it.
 """
 
 from typing import Any
@@ -12,14 +15,20 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
+from .delivery import deliver_agent_config
 from .settings import StackSettings
 from .vault_setup import NomadVaultSetup, namespace_resource
 
 
 def deploy(stack: StackSettings) -> dict[str, Any]:
     """Register every cluster's resources; return the stack outputs by name."""
+    key = stack.agents_private_key
+    private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
     if not stack.multi_cluster:
-        return NomadVaultSetup("nomad", stack.clusters[0].settings).outputs()
+        settings = stack.clusters[0].settings
+        component = NomadVaultSetup("nomad", settings)
+        deliver_agent_config("nomad", settings, component, private_key)
+        return component.outputs()
 
     namespaces: dict[str, vault.Namespace] = {}
     for path in dict.fromkeys(c.settings.namespace for c in stack.clusters if c.settings.namespace):
@@ -28,11 +37,11 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
 
     outputs: dict[str, dict[str, pulumi.Output[str]]] = {}
     for cluster in stack.clusters:
+        name = f"nomad-{cluster.name}"
         component = NomadVaultSetup(
-            f"nomad-{cluster.name}",
-            cluster.settings,
-            namespace=namespaces.get(cluster.settings.namespace),
+            name, cluster.settings, namespace=namespaces.get(cluster.settings.namespace)
         )
+        deliver_agent_config(name, cluster.settings, component, private_key)
         for output_name, value in component.outputs().items():
             outputs.setdefault(output_name, {})[cluster.name] = value
     return outputs

@@ -98,12 +98,22 @@ class Scenario:
 
     def configure(self, **settings: Any) -> None:
         """Replace the stack's `nomad-vault-setup:` config (camelCase keys), as a user would
-        by editing `Pulumi.<stack>.yaml`; `jwksUrl` defaults to this scenario's issuer."""
+        by editing `Pulumi.<stack>.yaml`; `jwksUrl` defaults to this scenario's issuer.
+        Our secret values (see `set_secret`) are kept, as a user editing it would keep them."""
         document = yaml.safe_load(self.stack_file.read_text()) if self.stack_file.exists() else {}
-        config = {CONFIG_PREFIX + "jwksUrl": self.jwks_url}
+        document = document or {}
+        secure = {
+            key: value
+            for key, value in (document.get("config") or {}).items()
+            if key.startswith(CONFIG_PREFIX) and isinstance(value, dict) and "secure" in value
+        }
+        config = secure | {CONFIG_PREFIX + "jwksUrl": self.jwks_url}
         config |= {CONFIG_PREFIX + key: value for key, value in settings.items()}
-        document = (document or {}) | {"config": config}
-        self.stack_file.write_text(yaml.safe_dump(document))
+        self.stack_file.write_text(yaml.safe_dump(document | {"config": config}))
+
+    def set_secret(self, key: str, value: str) -> None:
+        """`pulumi config set --secret nomad-vault-setup:<key>`: encrypted in the stack file."""
+        self.stack.set_config(CONFIG_PREFIX + key, auto.ConfigValue(value, secret=True))
 
     def up(self, **options: Any) -> auto.UpResult:
         return self.stack.up(color="never", **options)

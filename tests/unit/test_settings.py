@@ -388,3 +388,191 @@ def test_token_bindings_that_cannot_cross_environments(
     stack_address, stack_token, env_address
 ) -> None:
     assert token_binding_problem(stack_address, stack_token, env_address) is None
+
+
+# --- delivering the agent config: nomadConfigDir, nomadAgents, nomadAgentsPrivateKey ---
+
+PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1ib2R5\n-----END OPENSSH PRIVATE KEY-----\n"
+)
+WITH_KEY = ADDRESS | {"nomadAgentsPrivateKey": PRIVATE_KEY}
+AS_SECRET = {"nomadAgentsPrivateKey"}
+
+
+def agents(*entries: dict) -> str:
+    return json.dumps(list(entries))
+
+
+def test_an_agent_needs_only_host_and_role() -> None:
+    stack = parse_settings(
+        WITH_KEY | {"nomadAgents": agents({"host": "Nomad-1.Internal", "role": "server"})},
+        secret_keys=AS_SECRET,
+    )
+    (agent,) = stack.clusters[0].settings.nomad_agents
+    assert (agent.host, agent.port, agent.user, agent.role) == (
+        "nomad-1.internal",
+        22,
+        "root",
+        "server",
+    )
+    assert agent.config_path == "/etc/nomad.d/vault.hcl"
+    assert agent.reload_command == "systemctl restart nomad"
+    assert agent.host_key == ""
+    assert stack.agents_private_key.get_secret_value() == PRIVATE_KEY
+
+
+def test_delivery_paths_are_normalised() -> None:
+    entry = {
+        "host": "n",
+        "role": "client",
+        "configPath": "/etc//nomad.d/./vault.hcl",
+        "port": "2222",
+    }
+    raw = WITH_KEY | {"nomadConfigDir": "/srv/nomad/", "nomadAgents": agents(entry)}
+    settings = parse_settings(raw, secret_keys=AS_SECRET).clusters[0].settings
+    assert settings.nomad_config_dir == "/srv/nomad"
+    (agent,) = settings.nomad_agents
+    assert (agent.config_path, agent.port) == ("/etc/nomad.d/vault.hcl", 2222)
+
+
+def test_delivery_is_off_by_default() -> None:
+    stack = parse_settings(ADDRESS)
+    assert stack.clusters[0].settings.nomad_config_dir == ""
+    assert stack.clusters[0].settings.nomad_agents == ()
+    assert stack.agents_private_key is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "says"),
+    [
+        ({"host": "root@nomad-1"}, "nomadAgents[0].host", "no user@ or :port"),
+        ({"host": "nomad-1:22"}, "nomadAgents[0].host", "host name or an IP address"),
+        ({"host": ""}, "nomadAgents[0].host", "host name or an IP address"),
+        ({"port": 0}, "nomadAgents[0].port", "between 1 and 65535"),
+        ({"port": "ssh"}, "nomadAgents[0].port", "integer"),
+        ({"user": "root; rm -rf /"}, "nomadAgents[0].user", "must be a user name"),
+        ({"role": "worker"}, "nomadAgents[0].role", "'server' or 'client'"),
+        ({"configPath": "etc/nomad.d/vault.hcl"}, "nomadAgents[0].configPath", "absolute path"),
+        ({"configPath": "/etc/nomad.d/"}, "nomadAgents[0].configPath", "not a directory"),
+        ({"reloadCommand": " "}, "nomadAgents[0].reloadCommand", "non-empty shell command"),
+        ({"hostKey": "AAAAC3Nza"}, "nomadAgents[0].hostKey", "public key as one line"),
+        (
+            {"colour": "red"},
+            "nomadAgents[0].colour",
+            "known settings are configPath, host, hostKey, port, reloadCommand, role, user",
+        ),
+    ],
+)
+def test_each_bad_agent_value_is_named(entry: dict, key: str, says: str) -> None:
+    agent = {"host": "nomad-1", "role": "server"} | entry
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(WITH_KEY | {"nomadAgents": agents(agent)}, secret_keys=AS_SECRET)
+    (line,) = str(caught.value).splitlines()[1:]
+    assert line.startswith(f"  - nomad-vault-setup:{key}"), line
+    assert says in line
+
+
+def test_an_agent_without_host_or_role_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(WITH_KEY | {"nomadAgents": agents({})}, secret_keys=AS_SECRET)
+    text = str(caught.value)
+    assert "nomadAgents[0].host: Field required" in text
+    assert "nomadAgents[0].role: Field required" in text
+
+
+def test_a_relative_config_dir_is_refused() -> None:
+    (line,) = error_lines(ADDRESS | {"nomadConfigDir": "nomad.d"})
+    assert line.startswith("  - nomad-vault-setup:nomadConfigDir = 'nomad.d': ")
+    assert line.endswith("must be an absolute path (starting with '/')")
+
+
+def test_two_entries_writing_one_file_are_refused() -> None:
+    same = {"host": "10.0.0.1", "role": "server", "configPath": "/etc/nomad.d/vault.hcl"}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(
+            WITH_KEY | {"nomadAgents": agents(same, same | {"role": "client"})},
+            secret_keys=AS_SECRET,
+        )
+    assert "two entries write the same file" in str(caught.value)
+    assert "10.0.0.1:22:/etc/nomad.d/vault.hcl" in str(caught.value)
+
+
+def test_agents_need_the_private_key() -> None:
+    (line,) = error_lines(ADDRESS | {"nomadAgents": agents({"host": "n", "role": "client"})})
+    assert "nomad-vault-setup:nomadAgentsPrivateKey: not set, but nomadAgents lists agents" in line
+    assert "pulumi config set --secret nomadAgentsPrivateKey" in line
+
+
+def test_a_plain_private_key_is_refused_and_never_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(WITH_KEY, secret_keys=())
+    assert "nomadAgentsPrivateKey: must be a secret" in str(caught.value)
+    assert "c2VjcmV0LWtleS1ib2R5" not in str(caught.value)
+
+
+def test_a_value_that_is_no_private_key_is_refused_and_never_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(ADDRESS | {"nomadAgentsPrivateKey": "hunter2"}, secret_keys=AS_SECRET)
+    assert "must be an unencrypted SSH private key" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_private_key_is_never_in_a_repr() -> None:
+    stack = parse_settings(WITH_KEY, secret_keys=AS_SECRET)
+    assert "c2VjcmV0LWtleS1ib2R5" not in repr(stack) + str(stack.agents_private_key)
+
+
+def test_the_private_key_is_stack_level_only() -> None:
+    entry = {"name": "east", "nomadAgentsPrivateKey": PRIVATE_KEY}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(ADDRESS | {"clusters": json.dumps([entry])})
+    assert "clusters[0].nomadAgentsPrivateKey: unknown setting" in str(caught.value)
+    assert "c2VjcmV0LWtleS1ib2R5" not in str(caught.value)
+
+
+def test_clusters_get_their_own_config_dir_under_the_top_level_one() -> None:
+    entries = [{"name": "east"}, {"name": "west", "nomadConfigDir": "/opt/west"}]
+    stack = parse_settings(
+        ADDRESS | {"nomadConfigDir": "/etc/nv/", "clusters": json.dumps(entries)}
+    )
+    dirs = {c.name: c.settings.nomad_config_dir for c in stack.clusters}
+    assert dirs == {"east": "/etc/nv/east", "west": "/opt/west"}
+
+
+@pytest.mark.parametrize(
+    ("top", "entries", "says"),
+    [
+        (
+            {},
+            [{"name": "a", "nomadConfigDir": "/n"}, {"name": "b", "nomadConfigDir": "/n/"}],
+            "clusters a, b write their agent config files to one nomadConfigDir: '/n'",
+        ),
+        (
+            {"nomadAgents": agents({"host": "n1", "role": "server"})},
+            [{"name": "a"}, {"name": "b"}],
+            "clusters a, b write one file on an agent (host:port:configPath): "
+            "'n1:22:/etc/nomad.d/vault.hcl'",
+        ),
+    ],
+)
+def test_two_clusters_never_write_one_agent_file(top: dict, entries: list, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(WITH_KEY | top | {"clusters": json.dumps(entries)}, secret_keys=AS_SECRET)
+    assert says in str(caught.value)
+
+
+def test_load_accepts_the_key_the_engine_holds_as_a_secret(stack_config) -> None:
+    config = {
+        "vault:address": "http://127.0.0.1:8200",
+        "vault:token": "t",
+        "nomad-vault-setup:nomadAgentsPrivateKey": PRIVATE_KEY,
+        "nomad-vault-setup:nomadAgents": agents({"host": "n1", "role": "client"}),
+    }
+    stack_config(config)
+    with pytest.raises(ConfigError, match="nomadAgentsPrivateKey: must be a secret"):
+        load_settings()
+    pulumi.runtime.set_all_config(config, ["nomad-vault-setup:nomadAgentsPrivateKey"])
+    try:
+        assert load_settings().agents_private_key.get_secret_value() == PRIVATE_KEY
+    finally:
+        pulumi.runtime.set_all_config({}, [])
