@@ -152,11 +152,19 @@ class StepRecorder:
 
 
 def open_stack(name: str, project: Path, env: Mapping[str, str]) -> auto.Stack:
-    return auto.select_stack(
-        stack_name=name,
-        work_dir=str(project),
-        opts=auto.LocalWorkspaceOptions(env_vars=dict(env)),
-    )
+    try:
+        return auto.select_stack(
+            stack_name=name,
+            work_dir=str(project),
+            opts=auto.LocalWorkspaceOptions(env_vars=dict(env)),
+        )
+    except auto.StackNotFoundError:
+        backend = env.get("PULUMI_BACKEND_URL", "your current Pulumi backend")
+        raise PromotionRefused(
+            f"there is no stack {name} in {backend}: create it with `pulumi stack init {name}`, "
+            f"give it its own token (`pulumi config set --stack {name} --secret vault:token ...`)"
+            " and commit its stack file"
+        ) from None
 
 
 def check_token_binding(stack: auto.Stack, env: Mapping[str, str]) -> None:

@@ -68,9 +68,9 @@ class Estate:
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", message)
 
-    def promote(self, *flags: str) -> subprocess.CompletedProcess[str]:
+    def promote(self, *flags: str, to: str = "staging") -> subprocess.CompletedProcess[str]:
         """`make promote FROM=dev TO=staging ARGS=...`, as a user runs it."""
-        command = [sys.executable, "-m", "devtools.promote", "--from", "dev", "--to", "staging"]
+        command = [sys.executable, "-m", "devtools.promote", "--from", "dev", "--to", to]
         return subprocess.run(
             [*command, "--project-dir", str(self.project), *flags],
             cwd=PROJECT_DIR,
@@ -103,6 +103,10 @@ def test_a_dirty_tree_blocks_promotion(estate: Estate) -> None:
         assert refused(estate.promote(), "the working tree has uncommitted changes")
     finally:
         (estate.project / "notes.txt").unlink()
+
+
+def test_a_missing_target_stack_is_named(estate: Estate) -> None:
+    assert refused(estate.promote(to="prod"), "there is no stack prod in file://")
 
 
 def test_a_source_not_updated_from_this_commit_blocks_promotion(estate: Estate) -> None:
