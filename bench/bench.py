@@ -33,13 +33,13 @@ import requests
 
 from bench import audit, raw
 from bench.audit import Requests
+from components.settings import PROJECT
 from devtools import openbao
 from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import stop
+from devtools.project_copy import copy_project
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "requirements.txt")
-PROJECT = "nomad-vault-setup"
 STACK = "bench"
 PASSPHRASE = "nomad-vault-setup-bench"
 # Caller settings that would send the bench's stack elsewhere or unlock it differently.
@@ -116,23 +116,6 @@ class PulumiProject:
             tail = "\n".join(output.splitlines()[-30:])
             raise RuntimeError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n{tail}")
         return Run(seconds, done.returncode, output)
-
-
-def copy_project(dest: Path) -> Path:
-    """Copy what Pulumi runs; link `venv` to the project's real venv so nothing is installed.
-
-    A copy, not the project itself, so the bench's stack file and state never land in the
-    working tree another engineer is using.
-    """
-    dest.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = PROJECT_DIR / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, dest / name)
-    (dest / "venv").symlink_to((PROJECT_DIR / "venv").resolve(), target_is_directory=True)
-    return dest
 
 
 def pulumi_env(backend: Path, vault: raw.Vault) -> dict[str, str]:

@@ -7,6 +7,7 @@ allowed, so a user fixes a stack in one round and a bad stack never touches Vaul
 """
 
 import os
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -22,7 +23,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -47,6 +47,7 @@ from .fields import (
     from_json,
     string_list,
 )
+from .provider_guard import token_binding_problem
 
 PROJECT = "nomad-vault-setup"
 DEFAULT_JWKS_URL = "http://localhost:4646/.well-known/jwks.json"
@@ -74,6 +75,10 @@ _MODEL_CONFIG = ConfigDict(
 )
 
 
+# A Nomad namespace name (^[a-zA-Z0-9-]{1,128}$), or a literal prefix of one and a final `*`.
+_NAMESPACE_BINDING = re.compile(r"[A-Za-z0-9-]{1,128}\*?")
+
+
 class ConfigError(pulumi.RunError, ValueError):
     """The stack configuration is invalid; the message lists every bad key.
 
@@ -88,10 +93,11 @@ def _bound_claims(claims: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ..
         allowed = ", ".join(BOUND_CLAIM_KEYS)
         raise ValueError(f"unknown claim {', '.join(unknown)}; allowed: {allowed}")
     namespaces = claims.get("nomad_namespace", ())
-    if not namespaces or any(value.strip("*") == "" for value in namespaces):
+    if not namespaces or not all(_NAMESPACE_BINDING.fullmatch(value) for value in namespaces):
         raise ValueError(
-            "must bind nomad_namespace to named namespaces (globs like 'team-*' allowed, not '*'):"
-            " without it any job could pick this role and receive its policies"
+            "must bind nomad_namespace to Nomad namespace names, or to a name prefix ending in"
+            " one '*' ('team-*'; not '*', '*-' or '*x*'): otherwise (almost) any job could pick"
+            " this role and receive its policies"
         )
     for claim, values in claims.items():
         if not values or any(not value or "," in value for value in values):
@@ -109,17 +115,19 @@ class ExtraRole(BaseModel):
         dict[str, StringList], BeforeValidator(from_json), AfterValidator(_bound_claims)
     ]
     policies: Annotated[tuple[PolicyName, ...], BeforeValidator(string_list)] = ()
-    policy: str = ""
+    # Validated even when left out, so a role granting nothing is reported with the rest.
+    policy: str = Field("", validate_default=True)
     token_period: Duration | None = None
 
-    @model_validator(mode="after")
-    def _grants_something(self) -> "ExtraRole":
-        if not self.policies and not self.policy.strip():
+    @field_validator("policy")
+    @classmethod
+    def _grants_something(cls, policy: str, info: ValidationInfo) -> str:
+        if not policy.strip() and not info.data.get("policies") and "policies" in info.data:
             raise ValueError(
                 "needs `policies` (existing policy names) or `policy` (inline ACL text):"
                 " without either the default role already does the same"
             )
-        return self
+        return policy
 
 
 class NomadAgent(BaseModel):
@@ -350,31 +358,6 @@ def _cluster_entries(value: Any, problems: list[str]) -> list[dict[str, Any]]:
     return entries
 
 
-def token_binding_problem(
-    stack_address: str | None, stack_has_token: bool, env_address: str | None
-) -> str | None:
-    """Why this stack's Vault token could reach another environment's server, if it could.
-
-    The provider takes `vault:address` / `vault:token` from the stack and falls back to
-    VAULT_ADDR / VAULT_TOKEN. A stack that names its server must carry its own token (or run
-    where VAULT_ADDR is that same server); a stack token must go with the stack's address.
-    """
-    same_server = (env_address or "").rstrip("/") == (stack_address or "").rstrip("/")
-    if stack_address and not stack_has_token and not same_server:
-        return (
-            f"vault:address: this stack talks to {stack_address} but has no vault:token, so "
-            "the provider would send VAULT_TOKEN, which belongs to VAULT_ADDR "
-            f"({env_address or 'unset'}); set the stack's own token with "
-            "`pulumi config set --secret vault:token ...`"
-        )
-    if stack_has_token and not stack_address:
-        return (
-            "vault:token: this stack has its own token but no vault:address, so the token "
-            "would go to whatever VAULT_ADDR says; set `pulumi config set vault:address ...`"
-        )
-    return None
-
-
 def _private_key(
     value: Any, is_secret: bool, clusters: list[Cluster], problems: list[str]
 ) -> SecretStr | None:
@@ -472,7 +455,7 @@ def load_settings() -> StackSettings:
     provider = pulumi.Config("vault")
     stack_address = provider.get("address")
     stack_has_token = pulumi.runtime.get_config("vault:token") is not None
-    binding = token_binding_problem(stack_address, stack_has_token, os.environ.get("VAULT_ADDR"))
+    binding = token_binding_problem(stack_address, stack_has_token)
     address = stack_address or os.environ.get("VAULT_ADDR")
     if not raw.get("nomadVaultAddress"):
         raw.pop("nomadVaultAddress", None)  # Pulumi.yaml's "" default means "the provider's"

@@ -37,10 +37,10 @@ import jwt
 import requests
 import yaml
 
+from components.settings import PROJECT
 from devtools import issuer, openbao
 from devtools.proc import runs, stop
 
-PROJECT = "nomad-vault-setup"
 STACK = "dev"
 PASSPHRASE = "nomad-vault-setup-dev"
 JWKS_URL_KEY = f"{PROJECT}:jwksUrl"

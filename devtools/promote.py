@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-from components.settings import token_binding_problem
+from components.provider_guard import token_binding_problem
 from devtools import dev_stack, openbao
 
 AUTH_BACKEND = "vault:jwt/authBackend:AuthBackend"
@@ -167,15 +167,11 @@ def open_stack(name: str, project: Path, env: Mapping[str, str]) -> auto.Stack:
         ) from None
 
 
-def check_token_binding(stack: auto.Stack, env: Mapping[str, str]) -> None:
+def check_token_binding(stack: auto.Stack) -> None:
     """Refuse before the engine runs at all: a refresh starts providers before the program."""
     config = stack.get_all_config()
     address = config.get("vault:address")
-    problem = token_binding_problem(
-        address.value if address else None,
-        "vault:token" in config,
-        env.get("VAULT_ADDR"),
-    )
+    problem = token_binding_problem(address.value if address else None, "vault:token" in config)
     if problem:
         raise PromotionRefused(f"stack {stack.name}: {problem}")
 
@@ -205,8 +201,8 @@ class Promotion:
         head = head_commit(self.project)
         source = open_stack(self.source, self.project, self.source_env)
         target = open_stack(self.target, self.project, self.target_env)
-        check_token_binding(source, self.source_env)
-        check_token_binding(target, self.target_env)
+        check_token_binding(source)
+        check_token_binding(target)
 
         history = source.history(page_size=1)
         problems = source_problems(history[0] if history else None, head, self.source)

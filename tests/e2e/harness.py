@@ -6,8 +6,6 @@ tree; the copy's `venv` links to the interpreter running the tests, which holds 
 requirements, so the engine starts the program without installing anything.
 """
 
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +16,14 @@ from pulumi import automation as auto
 from devtools import openbao
 from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import stop
+from devtools.project_copy import PROJECT_DIR, copy_project
+from devtools.promote import pending_changes as changes
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
+__all__ = ["PROJECT_DIR", "Scenario", "changes", "start_openbao"]
+
 STACK = "e2e"
 PASSPHRASE = "e2e-only"
 CONFIG_PREFIX = "nomad-vault-setup:"
-
-
-def copy_project(dest: Path) -> Path:
-    """The program's files (not tests, not stack files) in `dest`, with the test venv linked."""
-    dest.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        shutil.copy2(PROJECT_DIR / name, dest / name)
-    shutil.copytree(PROJECT_DIR / "components", dest / "components")
-    (dest / "venv").symlink_to(Path(sys.prefix))
-    return dest
 
 
 def start_openbao(
@@ -131,8 +121,3 @@ class Scenario:
         for server in (self.issuer_server, *self.other_issuers):
             server.stop()
         stop(self.server.pid)
-
-
-def changes(summary: dict[str, int]) -> dict[str, int]:
-    """The non-`same` entries of an engine change summary."""
-    return {op: count for op, count in summary.items() if op != "same" and count}

@@ -27,6 +27,29 @@ class Registered:
     inputs: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Options:
+    """The resource options the engine was sent for one resource."""
+
+    parent: str
+    delete_before_replace: bool
+    protect: bool
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """Also remembers each registration's options (mocks see only type, name and inputs)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.options: dict[str, Options] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.options[request.name] = Options(
+            request.parent, request.deleteBeforeReplace, request.protect
+        )
+        return super().RegisterResource(request)
+
+
 def _unchanged(value: str) -> str:
     return value
 
@@ -64,7 +87,7 @@ class ProgramRun:
 
     resources: list[Registered]
     exports: dict[str, Any]
-    globals: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Options] = field(default_factory=dict)
 
     def of_type(self, typ: str) -> list[Registered]:
         return [resource for resource in self.resources if resource.typ == typ]
@@ -101,8 +124,11 @@ class ProgramRunner:
     ) -> ProgramRun:
         """Run with a stack config (camelCase keys) and provider config (`vault:` keys)."""
         mocks = RecordingMocks(**mock_options)
+        monitor = RecordingMonitor(mocks)
         self.registered = mocks.resources
-        pulumi.runtime.set_mocks(mocks, project="nomad-vault-setup", stack="unit", preview=False)
+        pulumi.runtime.set_mocks(
+            mocks, project="nomad-vault-setup", stack="unit", preview=False, monitor=monitor
+        )
         provider = {"address": "https://vault.example.test:8200", "token": "unit", **(vault or {})}
         pulumi.runtime.set_all_config(
             {f"nomad-vault-setup:{key}": value for key, value in (config or {}).items()}
@@ -110,15 +136,14 @@ class ProgramRunner:
         )
         exports: dict[str, Any] = {}
         self.monkeypatch.setattr(pulumi, "export", exports.__setitem__)
-        program_globals: dict[str, Any] = {}
 
         @pulumi.runtime.test
         def execute() -> pulumi.Output:
-            program_globals.update(runpy.run_path(str(MAIN), run_name="__main__"))
+            runpy.run_path(str(MAIN), run_name="__main__")
             return pulumi.Output.all(**exports).apply(exports.update)
 
         execute()
-        return ProgramRun(mocks.resources, exports, program_globals)
+        return ProgramRun(mocks.resources, exports, monitor.options)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from components import ConfigError, NomadVaultSetup, parse_settings
 from components.vault_setup import COMPONENT_TYPE
 from tests.hcl import parse_hcl
-from tests.unit.conftest import MOCK_ACCESSOR, resolve
+from tests.unit.conftest import MOCK_ACCESSOR
 
 NAMESPACE = "vault:index/namespace:Namespace"
 BACKEND = "vault:jwt/authBackend:AuthBackend"
@@ -133,33 +133,23 @@ def test_namespaced_resources_take_the_namespace_from_its_resource(run_program) 
         assert run.one(typ).inputs["namespace"] == "nomad-stored", typ
 
 
-def test_every_vault_resource_is_a_child_of_the_component(run_program) -> None:
-    run_program()  # installs the mocks
-    settings = (
-        parse_settings(
-            {
-                "nomadVaultAddress": "http://127.0.0.1:8200",
-                "namespace": "nomad",
-                "manageKvMount": True,
-            }
-            | {"roles": ROLES}
-        )
-        .clusters[0]
-        .settings
+def test_every_vault_resource_is_a_child_of_the_component_replaced_delete_first(
+    run_program,
+) -> None:
+    """Vault writes overwrite: a create-before-delete replacement would delete itself."""
+    config = {"namespace": "nomad", "manageKvMount": "true", "roles": ROLES}
+    run = run_program(config)
+    vault_resources = [r for r in run.resources if r.typ.startswith("vault:")]
+    assert len(vault_resources) == 8  # namespace, kv, auth, policy, role, 2 roles, inline policy
+    component_urn = (
+        "urn:pulumi:unit::nomad-vault-setup::"
+        "pulumi:pulumi:Stack$nomad-vault-setup:index:NomadVaultSetup::nomad"
     )
-    setup = NomadVaultSetup("nomad", settings)
-    children = [
-        setup.namespace_resource,
-        setup.kv_mount_resource,
-        setup.auth_backend,
-        setup.policy_resource,
-        setup.role,
-        *setup.extra_roles,
-    ]
-    urns = resolve([child.urn for child in children])
-    assert len(urns) == 7
-    for urn in urns:
-        assert f"{COMPONENT_TYPE}$vault:" in urn, urn
+    for resource in vault_resources:
+        options = run.options[resource.name]
+        assert options.parent == component_urn, resource.name
+        assert options.delete_before_replace, resource.name
+        assert not options.protect, resource.name
 
 
 def test_outputs_for_the_default_config(run_program) -> None:

@@ -7,6 +7,7 @@ import pulumi
 import pytest
 import yaml
 
+from components.provider_guard import token_binding_problem
 from components.settings import (
     ConfigError,
     Settings,
@@ -14,7 +15,6 @@ from components.settings import (
     config_keys,
     load_settings,
     parse_settings,
-    token_binding_problem,
 )
 from tests.unit.conftest import PROJECT_DIR
 
@@ -237,12 +237,19 @@ def role(**overrides) -> dict:
             "must bind nomad_namespace",
         ),
         (role(boundClaims={"nomad_namespace": "*"}), "roles[0].boundClaims", "not '*'"),
+        (role(boundClaims={"nomad_namespace": "*-"}), "roles[0].boundClaims", "not '*'"),
+        (role(boundClaims={"nomad_namespace": "*d*"}), "roles[0].boundClaims", "not '*'"),
+        (role(boundClaims={"nomad_namespace": ["prod", "a*b"]}), "roles[0].boundClaims", "prefix"),
         (
             role(boundClaims={"nomad_namespace": "prod", "team": "x"}),
             "roles[0].boundClaims",
             "unknown claim team",
         ),
-        (role(boundClaims={"nomad_namespace": "a,b"}), "roles[0].boundClaims", "without ','"),
+        (
+            role(boundClaims={"nomad_namespace": "prod", "nomad_job_id": "a,b"}),
+            "roles[0].boundClaims",
+            "without ','",
+        ),
         (role(name="DB"), "roles[0].name", "lowercase"),
         (role(policies=[]), "roles[0]", "needs `policies`"),
         (role(policies=["default"]), "roles[0].policies[0]", "built-in policy"),
@@ -377,17 +384,16 @@ def test_a_stack_token_must_go_with_the_stacks_address(stack_config, monkeypatch
 
 
 @pytest.mark.parametrize(
-    ("stack_address", "stack_token", "env_address"),
+    ("stack_address", "stack_token", "safe"),
     [
-        (None, False, "http://127.0.0.1:8200"),  # dev: all from the environment
-        ("https://v:8200", True, "http://127.0.0.1:8200"),  # the stack's own pair wins
-        ("https://v:8200/", False, "https://v:8200"),  # the environment is for this server
+        (None, False, True),  # dev: the shell's VAULT_ADDR / VAULT_TOKEN pair
+        ("https://v:8200", True, True),  # the stack's own pair, in every command
+        ("https://v:8200", False, False),  # even when VAULT_ADDR is that server today:
+        (None, True, False),  # refresh/destroy would not check it tomorrow
     ],
 )
-def test_token_bindings_that_cannot_cross_environments(
-    stack_address, stack_token, env_address
-) -> None:
-    assert token_binding_problem(stack_address, stack_token, env_address) is None
+def test_only_a_stack_with_both_or_neither_is_safe(stack_address, stack_token, safe) -> None:
+    assert (token_binding_problem(stack_address, stack_token) is None) == safe
 
 
 # --- delivering the agent config: nomadConfigDir, nomadAgents, nomadAgentsPrivateKey ---

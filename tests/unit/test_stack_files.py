@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from components.settings import PROJECT, parse_settings, token_binding_problem
+from components.provider_guard import token_binding_problem
+from components.settings import PROJECT, parse_settings
 from tests.unit.conftest import PROJECT_DIR
 
 
@@ -26,8 +27,8 @@ def test_staging_and_prod_name_their_own_server_and_are_protected(stack: str) ->
     settings = parse_settings(project_settings(config) | {"nomadVaultAddress": address})
     assert all(cluster.settings.protect for cluster in settings.clusters)
     # Until the operator sets the stack's own token, the program refuses the stack.
-    assert token_binding_problem(address, False, "http://127.0.0.1:8200")
-    assert token_binding_problem(address, True, "http://127.0.0.1:8200") is None
+    assert token_binding_problem(address, False)
+    assert token_binding_problem(address, True) is None
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
