@@ -27,6 +27,7 @@ _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _SSH_KEY_TYPE = re.compile(r"(ssh|ecdsa|sk)-[a-z0-9@.-]+")
 RESERVED_NAMESPACES = frozenset({"root", "sys", "audit", "auth", "cubbyhole", "identity"})
 BUILTIN_POLICIES = frozenset({"root", "default"})
+SYSTEM_MOUNTS = frozenset({"sys", "auth", "identity", "cubbyhole"})
 
 
 def positive_seconds(value: Any) -> int:
@@ -56,6 +57,22 @@ def mount_path(value: str) -> str:
     return path
 
 
+def auth_mount_path(value: str) -> str:
+    """`token` is Vault's own token auth method: it can be neither enabled nor disabled."""
+    path = mount_path(value)
+    if path.split("/")[0] == "token":
+        raise ValueError("must not be (or be under) `token`, Vault's built-in token auth method")
+    return path
+
+
+def secret_mount_path(value: str) -> str:
+    """System mounts hold no KV secrets: a grant there would give something else entirely."""
+    path = mount_path(value)
+    if path.split("/")[0] in SYSTEM_MOUNTS:
+        raise ValueError(f"must not be a system mount ({', '.join(sorted(SYSTEM_MOUNTS))})")
+    return path
+
+
 def vault_name(value: str) -> str:
     """Lowercase only: Vault/OpenBao lowercase role and policy names; mixed case diffs forever."""
     if not _NAME.fullmatch(value):
@@ -80,7 +97,7 @@ def cluster_name(value: str) -> str:
 def namespace(value: str) -> str:
     """One namespace level under the provider's; nest by setting VAULT_NAMESPACE to the parent."""
     name = value.strip("/")
-    if name and (not _NAMESPACE.fullmatch(name) or name in RESERVED_NAMESPACES):
+    if name and (not _NAMESPACE.fullmatch(name) or name.lower() in RESERVED_NAMESPACES):
         raise ValueError(
             "must be one namespace name (letters, digits, '_', '-', '.'; no '/'), not one of "
             + ", ".join(sorted(RESERVED_NAMESPACES))
@@ -190,7 +207,8 @@ def audiences(values: tuple[str, ...]) -> tuple[str, ...]:
 
 HttpUrl = Annotated[str, AfterValidator(http_url)]
 Duration = Annotated[int, BeforeValidator(positive_seconds)]
-MountPath = Annotated[str, AfterValidator(mount_path)]
+AuthMountPath = Annotated[str, AfterValidator(auth_mount_path)]
+SecretMountPath = Annotated[str, AfterValidator(secret_mount_path)]
 VaultName = Annotated[str, AfterValidator(vault_name)]
 PolicyName = Annotated[str, AfterValidator(policy_name)]
 Namespace = Annotated[str, AfterValidator(namespace)]

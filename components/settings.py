@@ -28,15 +28,16 @@ from pydantic.alias_generators import to_camel
 
 from .fields import (
     Audiences,
+    AuthMountPath,
     DirectoryPath,
     Duration,
     FilePath,
     HttpUrl,
-    MountPath,
     Namespace,
     PemFile,
     PolicyName,
     Port,
+    SecretMountPath,
     ShellCommand,
     SshHost,
     SshPublicKey,
@@ -168,13 +169,13 @@ class Settings(BaseModel):
     jwks_url: HttpUrl = DEFAULT_JWKS_URL
     jwks_ca_pem: PemFile = Field("", alias="jwksCaFile")
     namespace: Namespace = ""
-    auth_path: MountPath = "jwt-nomad"
+    auth_path: AuthMountPath = "jwt-nomad"
     role_name: VaultName = "nomad-workloads"
     policy_name: PolicyName = "nomad-workloads"
     audiences: Audiences = ("vault.io",)
     token_period: Duration = 1800
     identity_ttl: Duration = 3600
-    kv_mount: MountPath = "secret"
+    kv_mount: SecretMountPath = "secret"
     manage_kv_mount: bool = False
     identity_claim: Literal["unique-id", "job-id"] = "unique-id"
     roles: Annotated[tuple[ExtraRole, ...], BeforeValidator(from_json)] = ()
