@@ -59,19 +59,23 @@ class Step:
         return self.urn.rsplit("::", 1)[-1]
 
 
+# The engine reports one replacement as up to three steps; the operator needs one line.
+_AS_REPLACE = {"create-replacement": "replace", "delete-replaced": "replace"}
+
+
 def risky_steps(steps: Iterable[Step]) -> list[str]:
-    """Every planned step that would break running jobs, described for the operator."""
-    risky = []
+    """Every planned step that would break running jobs, one line per resource and change."""
+    risky: dict[str, None] = {}
     for step in steps:
+        op = _AS_REPLACE.get(step.op, step.op)
         what = GUARDED_TYPES.get(step.type)
-        if step.op in DESTRUCTIVE_OPS and (what or step.protected):
-            reason = what or "a protected resource"
-            risky.append(f"{step.op} {step.type} {step.name} ({reason})")
-        elif step.type == AUTH_BACKEND and step.op == "update" and "path" in step.diffs:
-            risky.append(f"update {step.type} {step.name}: moves the auth mount (authPath)")
+        if op in DESTRUCTIVE_OPS and (what or step.protected):
+            risky[f"{op} {step.type} {step.name} ({what or 'a protected resource'})"] = None
+        elif step.type == AUTH_BACKEND and op == "update" and "path" in step.diffs:
+            risky[f"update {step.type} {step.name}: moves the auth mount (authPath)"] = None
         elif step.type == POLICY and "name" in step.diffs:
-            risky.append(f"{step.op} {step.type} {step.name}: renames the policy (policyName)")
-    return risky
+            risky[f"{op} {step.type} {step.name}: renames the policy (policyName)"] = None
+    return list(risky)
 
 
 _PROTECTED = re.compile(
@@ -82,11 +86,11 @@ _PROTECTED = re.compile(
 
 def protected_refusals(engine_output: str) -> list[str]:
     """The steps Pulumi itself refused in a preview because the resource is protected."""
-    found = []
-    for op, urn in dict.fromkeys(_PROTECTED.findall(engine_output)):
+    found = set()
+    for op, urn in _PROTECTED.findall(engine_output):
         qualified_type, name = urn.split("::")[-2:]
-        found.append(f"{op} {qualified_type.rsplit('$', 1)[-1]} {name} (protected)")
-    return found
+        found.add(f"{op} {qualified_type.rsplit('$', 1)[-1]} {name} (protected)")
+    return sorted(found)
 
 
 def source_problems(last_update: auto.UpdateSummary | None, head: str, source: str) -> list[str]:

@@ -1,5 +1,9 @@
 """The promotion decisions on recorded preview and history data (no engine, no server)."""
 
+import json
+from pathlib import Path
+
+import pytest
 from pulumi import automation as auto
 
 from devtools.promote import (
@@ -17,6 +21,39 @@ NAMESPACE = "vault:index/namespace:Namespace"
 POLICY = "vault:index/policy:Policy"
 ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
 HEAD = "f8cc32e45199a0b1c2d3e4f5a6b7c8d9e0f1a2b3"
+RECORDED = json.loads((Path(__file__).parent / "data" / "promote_recorded.json").read_text())
+
+
+def recorded_steps(entries: list[dict]) -> list[Step]:
+    return [Step(**entry | {"diffs": tuple(entry["diffs"])}) for entry in entries]
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict"),
+    [
+        ("token_period", []),
+        ("move_auth_path", [f"update {AUTH} nomad-auth: moves the auth mount (authPath)"]),
+        ("rename_policy", [f"replace {POLICY} nomad-policy: renames the policy (policyName)"]),
+        (
+            "change_namespace",
+            [
+                f"replace {AUTH} nomad-auth (the JWT auth mount)",
+                f"replace {NAMESPACE} nomad-namespace (the namespace)",
+            ],
+        ),
+    ],
+)
+def test_recorded_previews_get_the_right_verdict(change: str, verdict: list[str]) -> None:
+    assert risky_steps(recorded_steps(RECORDED[change])) == verdict
+
+
+def test_a_recorded_protection_error_lists_each_protected_resource() -> None:
+    recorded = RECORDED["change_protected_namespace"]
+    assert risky_steps(recorded_steps(recorded["steps"])) == [], "the engine stops first"
+    assert protected_refusals(recorded["error"]) == [
+        f"replace {NAMESPACE} nomad-namespace (protected)",
+        f"replace {AUTH} nomad-auth (protected)",
+    ]
 
 
 def step(op: str, typ: str, name: str, diffs: tuple[str, ...] = (), protected: bool = False):
@@ -56,7 +93,7 @@ def test_replacing_or_deleting_the_mount_or_namespace_is_risky() -> None:
         step("delete", AUTH, "nomad-auth-b"),
     ]
     assert risky_steps(steps) == [
-        f"delete-replaced {NAMESPACE} nomad-namespace (the namespace)",
+        f"replace {NAMESPACE} nomad-namespace (the namespace)",
         f"replace {AUTH} nomad-auth (the JWT auth mount)",
         f"delete {AUTH} nomad-auth-b (the JWT auth mount)",
     ]
