@@ -72,7 +72,6 @@ _MODEL_CONFIG = ConfigDict(
     extra="forbid",
     alias_generator=to_camel,
     validate_by_alias=True,
-    validate_by_name=True,
 )
 
 

@@ -586,3 +586,8 @@ def test_load_accepts_the_key_the_engine_holds_as_a_secret(stack_config) -> None
         assert load_settings().agents_private_key.get_secret_value() == PRIVATE_KEY
     finally:
         pulumi.runtime.set_all_config({}, [])
+
+
+def test_a_key_has_one_spelling() -> None:
+    (line,) = error_lines(ADDRESS | {"token_period": "1h"})
+    assert "token_period: unknown setting" in line and "tokenPeriod" in line
