@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import stat
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +16,7 @@ import requests
 
 from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import pid_alive
+from tests.devtool_cli import run_devtool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,14 +168,9 @@ def test_unsupported_alg_is_refused(issuer: Issuer) -> None:
 
 
 def _cli(*args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.issuer", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    done = run_devtool("issuer", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_cli_background_server_verifies_cli_minted_tokens(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import requests
 
 from devtools import openbao
 from devtools.proc import pid_alive, stop
+from tests.devtool_cli import run_devtool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,14 +49,7 @@ def test_stop_ends_the_process(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.openbao", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_devtool("openbao", *args)
 
 
 def test_cli_server_outlives_its_shell_and_is_reused(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,14 @@ import pytest
 from devtools import openbao
 from devtools.proc import pid_alive, stop
 from devtools.project_copy import PROJECT_DIR, copy_project
+from tests.devtool_cli import run_devtool
 
 DEV_FILES = ("Pulumi.dev.yaml", "devtools")
 
 
 def dev_stack(project: Path, *verb: str) -> subprocess.CompletedProcess[str]:
     """`make <verb>`: the Makefile runs exactly `python -m devtools.dev_stack <verb>`."""
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.dev_stack", *verb],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_devtool("dev_stack", *verb, cwd=project, timeout=300)
 
 
 def succeeded(run: subprocess.CompletedProcess[str]) -> str:
