@@ -18,8 +18,6 @@ from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import pid_alive
 from tests.devtool_cli import run_devtool
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def _segment(token: str, index: int) -> dict[str, Any]:
     part = token.split(".")[index]

@@ -14,8 +14,6 @@ from devtools import openbao
 from devtools.proc import pid_alive, stop
 from tests.devtool_cli import run_devtool
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def server(tmp_path: Path):
