@@ -7,7 +7,9 @@ close the loop, so a changed setting reaches every agent on the next `pulumi up`
 
 How the engine keeps this to "only on change":
 - the file's content travels as the command's `stdin`, so new content is an in-place update,
-  which re-runs `create` (write, then reload); unchanged inputs run nothing;
+  which re-runs `create` (write, then reload); unchanged inputs run nothing, and a re-run with
+  the same text (say, after a key rotation) finds the file identical and stops before writing
+  or reloading;
 - what addresses the file (host, port, path) is part of the command's resource name, so a file
   that moves is a new resource: the engine writes the new file, then deletes the old resource,
   which removes the old file. One resource never addresses two files, nor two resources one.
@@ -40,12 +42,17 @@ def script(lines: Sequence[str]) -> str:
 def write_lines(path: str) -> list[str]:
     """Write stdin to `path` atomically: into a temp file beside it, then renamed over it, so an
     agent (re)starting meanwhile never reads half a file. The temp name does not end in .hcl,
-    so Nomad, which loads every *.hcl of its config directory, never reads it either."""
+    so Nomad, which loads every *.hcl of its config directory, never reads it either.
+
+    When the file already holds exactly this text, the script stops there: nothing is written
+    and the reload after these lines is skipped. So a change that re-runs the command without
+    changing the text (a rotated SSH key, another user or host key) restarts no agent."""
     target = shlex.quote(path)
     return [
         f"tmp=$(mktemp {target}.XXXXXX)",
         """trap 'rm -f "$tmp"' EXIT""",
         'cat > "$tmp"',
+        f'if [ -f {target} ] && cmp -s "$tmp" {target}; then exit 0; fi',
         f'chmod {FILE_MODE} "$tmp"',
         f'mv -f "$tmp" {target}',
     ]

@@ -134,6 +134,22 @@ def test_a_no_op_up_rewrites_nothing_and_reloads_nothing(delivered: Delivery) ->
     assert delivered.reloads() == reloads
 
 
+def test_a_connection_change_alone_rewrites_nothing_and_reloads_nothing(
+    delivered: Delivery,
+) -> None:
+    """Dropping (then restoring) the pinned host key re-runs both agent commands: the text is
+    the same, so the files stay as they are and no agent restarts."""
+    before = delivered.file_identities()
+    reloads = delivered.reloads()
+    unpinned = [agent | {"hostKey": ""} for agent in delivered.settings["nomadAgents"]]
+    delivered.scenario.configure(**delivered.settings | {"nomadAgents": unpinned})
+    assert changes(delivered.scenario.up().summary.resource_changes) == {"update": 2}
+    delivered.scenario.configure(**delivered.settings)
+    assert changes(delivered.scenario.up().summary.resource_changes) == {"update": 2}
+    assert delivered.file_identities() == before
+    assert delivered.reloads() == reloads
+
+
 def plain_export(scenario: Scenario) -> str:
     """`pulumi stack export` as a user runs it (the Automation API's adds --show-secrets)."""
     return subprocess.run(

@@ -217,3 +217,19 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> 
         run_sh(failing, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["vault.hcl"]
+
+
+def test_the_same_text_again_is_neither_written_nor_reloaded(tmp_path: Path) -> None:
+    target = tmp_path / "vault.hcl"
+    reloaded = tmp_path / "reloaded"
+    script = "\n".join(["set -e", *write_lines(str(target)), f"touch {reloaded}"])
+    run_sh(script, "vault {}\n")
+    assert reloaded.exists()
+    reloaded.unlink()
+    identity = (target.stat().st_ino, target.stat().st_mtime_ns)
+    run_sh(script, "vault {}\n")
+    assert (target.stat().st_ino, target.stat().st_mtime_ns) == identity
+    assert not reloaded.exists(), "no reload for an unchanged file"
+    assert [p.name for p in tmp_path.iterdir()] == ["vault.hcl"], "no temp file left"
+    run_sh(script, "vault { enabled = true }\n")
+    assert reloaded.exists() and target.read_text() == "vault { enabled = true }\n"
