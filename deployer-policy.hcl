@@ -1,7 +1,8 @@
 # The least a token needs to run `pulumi up`, `pulumi refresh` and `pulumi destroy` of this
 # program with the default names (authPath jwt-nomad, roleName/policyName nomad-workloads) at
 # the root of Vault. For other names, replace them below; with `namespace` set, also grant
-# `sys/namespaces/<namespace>` (create, read, update, delete) at the parent and prefix every
+# `sys/namespaces` (list) and `sys/namespaces/<namespace>` (create, read, update, delete) at the
+# parent (the program lists namespaces to refuse taking over one it did not create) and prefix every
 # other path with `<namespace>/` (that variant is not measured by the tests). The rules for the
 # root were measured against OpenBao 2.7.2 by tests/e2e/test_least_privilege.py.
 

@@ -6,6 +6,8 @@ templated policy that confines each job to its own secrets, the role that ties t
 extra roles some jobs need.
 """
 
+from collections.abc import Mapping, Sequence
+
 import pulumi
 import pulumi_vault as vault
 
@@ -32,16 +34,53 @@ USER_CLAIMS = {"unique-id": "/extra_claims/unique_id", "job-id": "/nomad_job_id"
 UNIQUE_ID_CLAIM = {"unique_id": "${job.region}:${job.namespace}:${job.id}"}
 
 
+class ForeignNamespaceError(pulumi.RunError):
+    """The namespace exists and is not ours: managing it would delete it on `destroy`."""
+
+
+def foreign_namespace_problem(
+    path: str, existing: Sequence[str], metadata: Mapping[str, str] | None
+) -> str | None:
+    """Why this program must not take over the namespace at `path`, if it must not.
+
+    Vault answers a create of an existing namespace with success, so without this check the
+    stack would silently adopt it, and `pulumi destroy` would delete it with all it holds.
+    Like `nomad setup vault -destroy`, only a namespace carrying our tag is ours.
+    """
+    if path not in {entry.strip("/") for entry in existing}:
+        return None
+    owner = (metadata or {}).get("created-by")
+    if owner == PROJECT:
+        return None
+    return (
+        f"namespace {path!r} already exists and was not created by {PROJECT} "
+        f"(created-by: {owner or 'unset'}); managing it would delete it and everything in it "
+        "on `pulumi destroy`. Choose another `namespace`, or, to hand it to this stack on "
+        f"purpose, tag it first: custom_metadata created-by={PROJECT}"
+    )
+
+
+def _unless_foreign(path: str, listing: vault.GetNamespacesResult) -> str:
+    """`path`, once checked; a registration that waits on this waits for the check."""
+    existing = listing.paths or []
+    metadata = vault.get_namespace(path=path).custom_metadata if path in existing else None
+    problem = foreign_namespace_problem(path, existing, metadata)
+    if problem:
+        raise ForeignNamespaceError(problem)
+    return path
+
+
 def namespace_resource(
     name: str, path: str, protect: bool, opts: pulumi.ResourceOptions | None = None
 ) -> vault.Namespace:
     """A namespace tagged as ours, replaced delete-first (a namespace is addressed by path).
 
-    Deleting a namespace deletes everything in it, so `protect` guards it like the mount.
+    Deleting a namespace deletes everything in it, so `protect` guards it like the mount, and
+    an existing namespace that is not tagged as ours is refused.
     """
     return vault.Namespace(
         name,
-        path=path,
+        path=vault.get_namespaces_output().apply(lambda listing: _unless_foreign(path, listing)),
         custom_metadata={"created-by": PROJECT},
         opts=pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(delete_before_replace=True, protect=protect)

@@ -45,3 +45,22 @@ def test_an_unreachable_jwks_fails_clearly_then_converges_once_fixed(new_scenari
     assert "jwt-nomad/" in auth_mounts(scenario)
     assert "nomad-workloads" in policies(scenario)
     assert changes(scenario.preview(refresh=True).change_summary) == {}
+
+
+def test_an_existing_namespace_of_someone_else_is_never_taken_over(new_scenario) -> None:
+    """Vault answers a create of an existing namespace with success: without the check, the
+    stack would own it, and `destroy` would delete it with everything in it."""
+    scenario = new_scenario()
+    scenario.vault.write_data(
+        "sys/namespaces/nomad", data={"custom_metadata": {"created-by": "nomad-setup"}}
+    )
+    scenario.configure(namespace="nomad")
+    with pytest.raises(
+        auto.CommandError, match="namespace 'nomad' already exists and was not created"
+    ):
+        scenario.up()
+    assert scenario.vault.read("sys/namespaces/nomad")["data"]["custom_metadata"] == {
+        "created-by": "nomad-setup"
+    }
+    assert "jwt-nomad/" not in scenario.client(namespace="nomad").sys.list_auth_methods()["data"]
+    assert scenario.outputs() == {}

@@ -77,8 +77,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["path"] = self.stored_namespace_path(args.inputs["path"])
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
-        return {}, None
+    existing_namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        """Vault's namespaces, as `existing_namespaces` says (path -> custom metadata)."""
+        if args.token == "vault:index/getNamespaces:getNamespaces":
+            return {"paths": list(self.existing_namespaces)}
+        if args.token == "vault:index/getNamespace:getNamespace":
+            path = args.args["path"]
+            return {"path": path, "customMetadata": self.existing_namespaces[path]}
+        return {}
 
 
 @dataclass
@@ -120,7 +128,7 @@ class ProgramRunner:
         self,
         config: dict[str, Any] | None = None,
         vault: dict[str, str] | None = None,
-        **mock_options: Callable[[str], str],
+        **mock_options: Any,
     ) -> ProgramRun:
         """Run with a stack config (camelCase keys) and provider config (`vault:` keys)."""
         mocks = RecordingMocks(**mock_options)

@@ -5,7 +5,11 @@ import json
 import pytest
 
 from components import ConfigError, NomadVaultSetup, parse_settings
-from components.vault_setup import COMPONENT_TYPE
+from components.vault_setup import (
+    COMPONENT_TYPE,
+    ForeignNamespaceError,
+    foreign_namespace_problem,
+)
 from tests.hcl import parse_hcl
 from tests.unit.conftest import MOCK_ACCESSOR
 
@@ -324,3 +328,30 @@ def test_protect_guards_the_mount_the_namespace_and_a_managed_kv_mount(
     guarded = [setup.namespace_resource, setup.auth_backend, setup.kv_mount_resource]
     assert [bool(resource._protect) for resource in guarded] == [protect] * 3
     assert not setup.policy_resource._protect and not setup.role._protect
+
+
+def test_an_existing_namespace_not_tagged_as_ours_is_refused(run_program) -> None:
+    foreign = {"nomad": {"created-by": "nomad-setup"}}
+    with pytest.raises(ForeignNamespaceError, match="namespace 'nomad' already exists"):
+        run_program({"namespace": "nomad"}, existing_namespaces=foreign)
+    assert NAMESPACE not in [r.typ for r in run_program.registered]
+
+
+def test_our_own_namespace_and_unrelated_ones_are_fine(run_program) -> None:
+    existing = {"nomad": {"created-by": "nomad-vault-setup"}, "team": {}}
+    run = run_program({"namespace": "nomad"}, existing_namespaces=existing)
+    assert run.one(NAMESPACE).inputs["path"] == "nomad"
+
+
+@pytest.mark.parametrize(
+    ("existing", "metadata", "refused"),
+    [
+        ([], None, False),
+        (["other/"], None, False),
+        (["nomad/"], {"created-by": "nomad-vault-setup"}, False),
+        (["nomad/"], {"created-by": "nomad-setup"}, True),
+        (["nomad"], {}, True),
+    ],
+)
+def test_foreign_namespace_problem(existing, metadata, refused) -> None:
+    assert (foreign_namespace_problem("nomad", existing, metadata) is not None) == refused
