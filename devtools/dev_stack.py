@@ -21,32 +21,27 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import hvac
 import hvac.exceptions
 import jwt
-import requests
 import yaml
 
 from components.settings import PROJECT
 from devtools import issuer, openbao
-from devtools.proc import runs, stop
 
 STACK = "dev"
 PASSPHRASE = "nomad-vault-setup-dev"
 JWKS_URL_KEY = f"{PROJECT}:jwksUrl"
 ROOT_TOKEN = "root"
 CONFIG_NAME = "Pulumi.dev.yaml"
-ISSUER_START_TIMEOUT = 60.0
 PULUMI_MISSING = (
     "the Pulumi CLI ('pulumi') is not on PATH. Install it "
     "(https://www.pulumi.com/docs/install/, e.g. `curl -fsSL https://get.pulumi.com | sh`), "
@@ -157,110 +152,24 @@ def stack_exists(stack_ls_json: str, name: str = STACK) -> bool:
     return any(entry.get("name", "").rsplit("/", 1)[-1] == name for entry in stacks)
 
 
-def port_of(url: str) -> int | None:
-    """The port of a recorded server URL, or None if it has none."""
-    try:
-        return urlsplit(url).port
-    except ValueError:
-        return None
-
-
-def reusable_port(url: str | None, is_free: Callable[[int], bool]) -> int | None:
-    """The recorded port if it is free again, so a restarted server keeps its address.
-
-    A stable address keeps the stack config (and the Nomad client block) unchanged across
-    restarts; None means "pick any free port".
-    """
-    port = port_of(url) if url else None
-    return port if port and is_free(port) else None
-
-
 # --- the dev servers -------------------------------------------------------------------
 
 
-def port_free(port: int) -> bool:
-    """True if nothing listens on 127.0.0.1:port (we can bind it right now).
-
-    SO_REUSEADDR, as both servers set it: connections of a just-killed server linger in
-    TIME_WAIT, which must not count as "taken" or a restart would move to a new port.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def ensure_openbao(dev_dir: Path) -> tuple[openbao.DevServer, bool]:
-    """Reuse the recorded dev OpenBao if it is alive, else start one (on its old port if free).
-
-    Returns the server and whether it was started now (then it holds no objects). The state
-    file has devtools.openbao's format, so `python -m devtools.openbao stop` still works.
-    """
-    state_file = dev_dir / openbao.STATE_FILE
-    recorded = _read_json(state_file)
+    """The dev OpenBao, reused or (re)started; True when it was started now (then empty)."""
     try:
-        server = openbao.DevServer(**recorded) if recorded else None
-    except TypeError:
-        server = None
-    if server and runs(server.pid, openbao.BAO_MARKER):
-        if openbao.is_healthy(server.address):
-            return server, False
-        stop(server.pid)  # alive but not answering: never leave an untracked server behind
-    port = reusable_port(server.address if server else None, port_free)
-    try:
-        server = openbao.start(dev_dir, token=ROOT_TOKEN, port=port)
+        return openbao.ensure(dev_dir, token=ROOT_TOKEN)
     except RuntimeError as error:  # no bao binary, or it never became healthy
         raise DevStackError(str(error)) from error
-    state_file.write_text(json.dumps(asdict(server), indent=2) + "\n")
-    return server, True
 
 
 def ensure_issuer(dev_dir: Path) -> tuple[str, bool]:
-    """Reuse the recorded dev issuer if alive, else start it (on its old port if free).
-
-    Returns its JWKS URL and whether it was started now. Its keys persist in
-    .dev/issuer-keys, so a restart on the same port changes nothing Vault can see.
-    """
-    recorded = _read_json(dev_dir / issuer.STATE_FILE) or {}
-    pid, jwks_url = recorded.get("pid"), recorded.get("jwks_url")
-    if isinstance(pid, int) and isinstance(jwks_url, str) and runs(pid, issuer.SERVE_MARKER):
-        if _answers(jwks_url):
-            return jwks_url, False
-        stop(pid)
-    command = [sys.executable, "-m", "devtools.issuer", "start", "--state-dir", str(dev_dir)]
-    port = reusable_port(recorded.get("url"), port_free)
-    if port:
-        command += ["--port", str(port)]
-    result = subprocess.run(
-        command,
-        cwd=Path(issuer.__file__).resolve().parent.parent,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=ISSUER_START_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise DevStackError(f"the dev issuer did not start:\n{result.stderr.strip()}")
-    return json.loads(result.stdout)["jwks_url"], True
+    """The dev issuer's JWKS URL, reused or (re)started; True when it was started now."""
+    try:
+        state, started = issuer.ensure(dev_dir)
+    except RuntimeError as error:
+        raise DevStackError(f"the dev issuer did not start: {error}") from error
+    return state["jwks_url"], started
 
 
 def ensure_servers(layout: Layout) -> Servers:

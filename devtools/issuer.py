@@ -25,12 +25,20 @@ from pathlib import Path
 from typing import Any, Self
 
 import jwt
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
-from devtools.proc import free_port, runs, spawn, stop
+from devtools.proc import (
+    answers,
+    free_port,
+    read_state,
+    reusable_port,
+    runs,
+    spawn,
+    stop,
+    write_state,
+)
 
 JWKS_PATH = "/.well-known/jwks.json"
 RSA_KEY_FILE = "rsa.pem"
@@ -266,27 +274,21 @@ class IssuerServer:
         self.stop()
 
 
-def _jwks_ready(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+def ensure(state_dir: Path, port: int | None = None) -> tuple[dict[str, Any], bool]:
+    """The issuer recorded in `state_dir` if it lives, else one started detached (so it
+    outlives this process) and recorded; and whether it was started now.
 
-
-def _load_state(state_file: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(state_file.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _start_background(state_dir: Path, port: int | None) -> dict[str, Any]:
-    """Spawn ``serve`` detached so it outlives this process; reuse a live one."""
+    A restart takes `port`, else the recorded port when it is free: with the keys kept in
+    `state_dir`, nothing Vault can see changes.
+    """
     state_file = state_dir / STATE_FILE
-    recorded = _load_state(state_file)
-    if recorded and runs(recorded["pid"], SERVE_MARKER) and _jwks_ready(recorded["jwks_url"]):
-        return recorded
-    port = port or free_port()
+    recorded = read_state(state_file) or {}
+    pid, jwks_url = recorded.get("pid"), recorded.get("jwks_url")
+    if isinstance(pid, int) and isinstance(jwks_url, str) and runs(pid, SERVE_MARKER):
+        if answers(jwks_url):
+            return recorded, False
+        stop(pid)
+    port = port or reusable_port(recorded.get("url")) or free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = state_dir / LOG_FILE
     # Generate keys here, not in the child, so a slow keygen can't eat the start timeout.
@@ -305,9 +307,9 @@ def _start_background(state_dir: Path, port: int | None) -> dict[str, Any]:
     state = {"url": url, "jwks_url": url + JWKS_PATH, "pid": proc.pid}
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and proc.poll() is None:
-        if _jwks_ready(state["jwks_url"]):
-            state_file.write_text(json.dumps(state, indent=2) + "\n")
-            return state
+        if answers(state["jwks_url"]):
+            write_state(state_file, state)
+            return state, True
         time.sleep(0.1)
     stop(proc.pid)
     raise RuntimeError(f"issuer did not start at {url}; see {log_path}")
@@ -340,10 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             server.httpd.serve_forever()
         return 0
     if args.command == "start":
-        print(json.dumps(_start_background(state_dir, args.port), indent=2))
+        print(json.dumps(ensure(state_dir, args.port)[0], indent=2))
         return 0
     if args.command == "stop":
-        recorded = _load_state(state_dir / STATE_FILE)
+        recorded = read_state(state_dir / STATE_FILE)
         if recorded and runs(recorded["pid"], SERVE_MARKER):
             stop(recorded["pid"])
         (state_dir / STATE_FILE).unlink(missing_ok=True)

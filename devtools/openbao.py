@@ -18,7 +18,16 @@ from pathlib import Path
 
 import requests
 
-from devtools.proc import free_port, runs, spawn, stop
+from devtools.proc import (
+    answers,
+    free_port,
+    read_state,
+    reusable_port,
+    runs,
+    spawn,
+    stop,
+    write_state,
+)
 
 STATE_FILE = "openbao.json"
 LOG_FILE = "openbao.log"
@@ -49,10 +58,7 @@ def bao_binary() -> str:
 
 def is_healthy(address: str) -> bool:
     """True when the server is initialised, unsealed and active (HTTP 200)."""
-    try:
-        return requests.get(f"{address}/v1/sys/health", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+    return answers(f"{address}/v1/sys/health")
 
 
 def _clean_env(home: Path) -> dict[str, str]:
@@ -138,10 +144,11 @@ def start(
     )
 
 
-def _load(state_file: Path) -> DevServer | None:
+def load_recorded(state_file: Path) -> DevServer | None:
+    """The server recorded in `state_file` (alive or not), or None."""
     try:
-        return DevServer(**json.loads(state_file.read_text()))
-    except (OSError, ValueError, TypeError):
+        return DevServer(**(read_state(state_file) or {}))
+    except TypeError:
         return None
 
 
@@ -150,20 +157,27 @@ def _live(recorded: DevServer | None) -> bool:
     return bool(recorded and runs(recorded.pid, BAO_MARKER) and is_healthy(recorded.address))
 
 
-def _cli_start(state_dir: Path) -> DevServer:
-    """Reuse a recorded live server so repeated ``make`` runs are idempotent."""
+def ensure(state_dir: Path, token: str = "root") -> tuple[DevServer, bool]:
+    """The server recorded in `state_dir` if it lives, else a new one, recorded there.
+
+    Returns the server and whether it was started now (an in-memory dev server then holds
+    nothing). A restart takes the recorded port when it is free, so the address stays.
+    """
     state_file = state_dir / STATE_FILE
-    recorded = _load(state_file)
-    if recorded and _live(recorded):
-        return recorded
-    server = start(state_dir)
-    state_file.write_text(json.dumps(asdict(server), indent=2) + "\n")
-    return server
+    recorded = load_recorded(state_file)
+    if _live(recorded):
+        return recorded, False
+    if recorded and runs(recorded.pid, BAO_MARKER):
+        stop(recorded.pid)  # alive but not answering: never leave an untracked server behind
+    port = reusable_port(recorded.address if recorded else None)
+    server = start(state_dir, token=token, port=port)
+    write_state(state_file, asdict(server))
+    return server, True
 
 
 def _cli_stop(state_dir: Path) -> None:
     state_file = state_dir / STATE_FILE
-    recorded = _load(state_file)
+    recorded = load_recorded(state_file)
     if recorded and runs(recorded.pid, BAO_MARKER):
         stop(recorded.pid)
     state_file.unlink(missing_ok=True)
@@ -177,12 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     state_dir: Path = args.state_dir.resolve()
 
     if args.command == "start":
-        print(json.dumps(asdict(_cli_start(state_dir)), indent=2))
+        print(json.dumps(asdict(ensure(state_dir)[0]), indent=2))
         return 0
     if args.command == "stop":
         _cli_stop(state_dir)
         return 0
-    recorded = _load(state_dir / STATE_FILE)
+    recorded = load_recorded(state_dir / STATE_FILE)
     healthy = _live(recorded)
     print(json.dumps({"running": healthy, **(asdict(recorded) if recorded else {})}, indent=2))
     return 0 if healthy else 1

@@ -6,13 +6,18 @@ that started them, and are only ever stopped by the PID recorded at start.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 STOP_TIMEOUT = 5.0
 
@@ -26,6 +31,60 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:port (we can bind it right now).
+
+    SO_REUSEADDR, as both servers set it: connections of a just-killed server linger in
+    TIME_WAIT, which must not count as "taken" or a restart would move to a new port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def port_of(url: str) -> int | None:
+    """The port of a recorded server URL, or None if it has none."""
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
+def reusable_port(url: str | None, is_free: Callable[[int], bool] = port_free) -> int | None:
+    """The recorded port if it is free again, so a restarted server keeps its address.
+
+    A stable address keeps the stack config (and the Nomad client block) unchanged across
+    restarts; None means "pick any free port".
+    """
+    port = port_of(url) if url else None
+    return port if port and is_free(port) else None
+
+
+def answers(url: str) -> bool:
+    """True when `url` answers 200 within a second: a server is up and serving."""
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """A server's recorded state (JSON object), or None if missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    path.write_text(json.dumps(state, indent=2) + "\n")
 
 
 def spawn(

@@ -16,7 +16,6 @@ The checks are pure functions of recorded data, unit-tested without an engine.
 """
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -264,10 +263,9 @@ def dev_stack_environment(
 ) -> tuple[dict[str, str], str] | None:
     """The environment and config file `make up` uses for the dev stack, if it ran here."""
     layout = dev_stack.Layout(project)
-    state = layout.dev_dir / openbao.STATE_FILE
-    if not state.exists() or not layout.generated_config.exists():
+    server = openbao.load_recorded(layout.dev_dir / openbao.STATE_FILE)
+    if server is None or not layout.generated_config.exists():
         return None
-    server = openbao.DevServer(**json.loads(state.read_text()))
     return dev_stack.pulumi_env(base, layout.state_dir, server), str(layout.generated_config)
 
 

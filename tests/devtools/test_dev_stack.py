@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devtools import dev_stack
+from devtools import dev_stack, proc
 from devtools.openbao import DevServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ def test_stack_exists(listing: str, exists: bool) -> None:
     ],
 )
 def test_reusable_port(url: str | None, free: bool, port: int | None) -> None:
-    assert dev_stack.reusable_port(url, lambda _port: free) == port
+    assert proc.reusable_port(url, lambda _port: free) == port
 
 
 def test_port_free_sees_a_listener() -> None:
@@ -124,4 +124,4 @@ def test_port_free_sees_a_listener() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         taken = listener.getsockname()[1]
-        assert not dev_stack.port_free(taken)
+        assert not proc.port_free(taken)
