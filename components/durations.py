@@ -2,13 +2,18 @@
 
 pulumi-vault takes durations as integer seconds, while people (and Vault's own CLI) write
 "30m" or "1h30m". Nomad parses its `ttl` with Go's `time.ParseDuration`, which refuses a bare
-number, so what goes into Nomad's config is always written with units.
+number, so what goes into Nomad's config is always written with units. Go holds a duration in
+int64 nanoseconds, so nothing longer than MAX_SECONDS can reach Nomad (or Vault) intact.
 """
 
 import re
 
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+# ASCII digits only: `\d` would also take the digits of other scripts (Arabic-Indic, ...).
+_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII)
+_SECONDS = re.compile(r"[0-9]+", re.ASCII)
+# Go's longest duration, 2562047h47m16.854775807s, in whole seconds.
+MAX_SECONDS = (2**63 - 1) // 10**9
 
 
 def parse_duration(text: str) -> int:
@@ -17,7 +22,7 @@ def parse_duration(text: str) -> int:
     Raises ValueError for anything else, including the empty string.
     """
     text = text.strip()
-    if text.isdigit():
+    if _SECONDS.fullmatch(text):
         return int(text)
     match = _DURATION.fullmatch(text)
     if not text or match is None:

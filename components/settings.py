@@ -6,9 +6,11 @@ failure raises one `ConfigError` that names each bad key by its config name and 
 allowed, so a user fixes a stack in one round and a bad stack never touches Vault.
 """
 
+import dataclasses
 import os
+import posixpath
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -32,11 +34,14 @@ from .fields import (
     DirectoryPath,
     Duration,
     FilePath,
+    Flag,
     HttpUrl,
     Namespace,
+    NomadVaultAddress,
     PemFile,
     PolicyName,
     Port,
+    ProviderNamespace,
     SecretMountPath,
     ShellCommand,
     SshHost,
@@ -46,6 +51,8 @@ from .fields import (
     VaultName,
     cluster_name,
     from_json,
+    is_loopback,
+    ssh_private_key_problem,
     string_list,
 )
 from .provider_guard import token_binding_problem
@@ -58,6 +65,8 @@ DEFAULT_AGENT_CONFIG_PATH = "/etc/nomad.d/vault.hcl"
 # https://developer.hashicorp.com/nomad/docs/configuration#configuration-reload; and
 # hashicorp/nomad#6052). `nomad` is the systemd unit of HashiCorp's Linux packages.
 DEFAULT_RELOAD_COMMAND = "systemctl restart nomad"
+# The files `nomadConfigDir` receives (delivery.py writes them).
+AGENT_FILE_NAMES = ("vault-server.hcl", "vault-client.hcl")
 
 BOUND_CLAIM_KEYS = (
     "nomad_namespace",
@@ -67,11 +76,14 @@ BOUND_CLAIM_KEYS = (
     "nomad_allocation_id",
     "sub",
 )
+# Strict: a value of the wrong type is refused, never coerced (`port: true` is not port 1,
+# `name: 5` is not "5"); booleans and lists get their own parsers (fields.Flag, from_json).
 _MODEL_CONFIG = ConfigDict(
     frozen=True,
     extra="forbid",
     alias_generator=to_camel,
     validate_by_alias=True,
+    strict=True,
 )
 
 
@@ -122,6 +134,11 @@ class ExtraRole(BaseModel):
     @field_validator("policy")
     @classmethod
     def _grants_something(cls, policy: str, info: ValidationInfo) -> str:
+        if policy.lstrip().startswith("{"):
+            raise ValueError(
+                "must be HCL, not JSON: the policy's first line names the stack that owns it,"
+                " and JSON has no comments"
+            )
         if not policy.strip() and not info.data.get("policies") and "policies" in info.data:
             raise ValueError(
                 "needs `policies` (existing policy names) or `policy` (inline ACL text):"
@@ -147,16 +164,27 @@ class NomadAgent(BaseModel):
 
     @property
     def file(self) -> str:
-        """Which file on which machine this agent's config is: no two entries may share one."""
-        return f"{self.host}:{self.port}:{self.config_path}"
+        """Which file on which machine this agent's config is: no two entries may share one.
+
+        Every loopback name (localhost, 127.0.0.1, ::1) is this machine, whatever the port;
+        other machines are told apart by host name, so two names of one machine are not
+        detected (the README says so).
+        """
+        machine = THIS_MACHINE if is_loopback(self.host) else self.host
+        return f"{machine}:{self.config_path}"
+
+
+# How a file on the machine that runs Pulumi is named in clash reports.
+THIS_MACHINE = "this machine"
 
 
 def _one_entry_per_file(agents: tuple[NomadAgent, ...]) -> tuple[NomadAgent, ...]:
-    """Two entries writing one file would overwrite each other on every `up`."""
+    """Two entries writing one file would overwrite each other on every `up` (and a client
+    could get the server's block)."""
     files = [agent.file for agent in agents]
     repeated = sorted({file for file in files if files.count(file) > 1})
     if repeated:
-        raise ValueError(f"two entries write the same file (host:port:configPath): {repeated}")
+        raise ValueError(f"two entries write the same file (machine:configPath): {repeated}")
     return agents
 
 
@@ -175,7 +203,7 @@ class Settings(BaseModel):
     token_period: Duration = 1800
     identity_ttl: Duration = 3600
     kv_mount: SecretMountPath = "secret"
-    manage_kv_mount: bool = False
+    manage_kv_mount: Flag = False
     identity_claim: Literal["unique-id", "job-id"] = "unique-id"
     roles: Annotated[tuple[ExtraRole, ...], BeforeValidator(from_json)] = ()
     # Where this machine keeps vault-server.hcl and vault-client.hcl ("" for nowhere).
@@ -183,13 +211,16 @@ class Settings(BaseModel):
     nomad_agents: Annotated[
         tuple[NomadAgent, ...], BeforeValidator(from_json), AfterValidator(_one_entry_per_file)
     ] = ()
+    # An agent file that exists and was not written by this stack is refused, unless this is
+    # set: then it is kept aside and restored on destroy.
+    replace_existing_files: Flag = False
     # Pulumi's `protect` on what breaks every running job when deleted or replaced.
-    protect: bool = False
-    nomad_vault_address: HttpUrl = Field(
+    protect: Flag = False
+    nomad_vault_address: NomadVaultAddress = Field(
         description="Defaults to the provider's address (vault:address or VAULT_ADDR)."
     )
     # The provider's own namespace (not a key of ours): Nomad clients need the full path.
-    provider_namespace: str = Field("", alias="vault:namespace")
+    provider_namespace: ProviderNamespace = Field("", alias="vault:namespace")
 
     @field_validator("roles")
     @classmethod
@@ -209,6 +240,15 @@ class Settings(BaseModel):
             part for part in (self.provider_namespace.strip("/"), self.namespace) if part
         )
 
+    def agent_files(self) -> list[str]:
+        """Every file this cluster writes, as `machine:path` (to find two writers of one)."""
+        local = [
+            f"{THIS_MACHINE}:{posixpath.join(self.nomad_config_dir, name)}"
+            for name in AGENT_FILE_NAMES
+            if self.nomad_config_dir
+        ]
+        return [*local, *(agent.file for agent in self.nomad_agents)]
+
     def inline_policy_name(self, role: ExtraRole) -> str:
         """The name of the policy made from an extra role's inline `policy` text."""
         return f"{self.policy_name}-{role.name}"
@@ -227,6 +267,21 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class ProviderContext:
+    """What the engine and the Vault provider say, beside the user's keys: who runs (project
+    and stack own what they write) and how to reach the server (address and TLS settings)."""
+
+    organization: str
+    project: str
+    stack: str
+    address: str
+    address_setting: str  # where the address came from: vault:address or VAULT_ADDR
+    ca_cert_file: str | None = None
+    ca_cert_dir: str | None = None
+    skip_tls_verify: bool = False
+
+
+@dataclass(frozen=True)
 class StackSettings:
     """Everything a stack sets up: one unnamed cluster, or the named ones of `clusters`.
 
@@ -236,6 +291,8 @@ class StackSettings:
 
     clusters: tuple[Cluster, ...]
     agents_private_key: SecretStr | None = None
+    accepted_job_id_risks: tuple[str, ...] = ()
+    provider: ProviderContext | None = None
 
     @property
     def multi_cluster(self) -> bool:
@@ -245,6 +302,9 @@ class StackSettings:
 CLUSTER_KEY = "clusters"
 # Stack-level only: a secret inside the plain `clusters` list could not be kept secret.
 PRIVATE_KEY = "nomadAgentsPrivateKey"
+# Stack-level only: a property of the one Vault server the stack talks to.
+RISKS_KEY = "acceptJobIdRisks"
+JOB_ID_RISKS = ("glob", "slash")
 # The objects inside list settings, for listing the keys an entry may have.
 _ENTRY_MODELS: dict[str, type[BaseModel]] = {"roles": ExtraRole, "nomadAgents": NomadAgent}
 
@@ -261,7 +321,7 @@ def cluster_keys() -> list[str]:
 
 def config_keys() -> list[str]:
     """The config keys a stack may set under `nomad-vault-setup:`."""
-    return sorted([*cluster_keys(), CLUSTER_KEY, PRIVATE_KEY])
+    return sorted([*cluster_keys(), CLUSTER_KEY, PRIVATE_KEY, RISKS_KEY])
 
 
 def _key_name(location: tuple[Any, ...]) -> str:
@@ -272,10 +332,30 @@ def _key_name(location: tuple[Any, ...]) -> str:
     return text.lstrip(".")
 
 
-def _describe(error: dict[str, Any], scope: str) -> str:
-    """One line of the report; `scope` is "" for top-level keys or e.g. "clusters[1]"."""
+# Pydantic's wording for a value of the wrong type, in the words of the stack file.
+_TYPE_ERRORS = {
+    "string_type": "must be a string",
+    "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "int_from_float": "must be a whole number",
+}
+
+
+def _describe(error: dict[str, Any], scope: str, provided: Mapping[str, str]) -> str:
+    """One line of the report; `scope` is "" for top-level keys or e.g. "clusters[1]".
+
+    `provided` names the provider setting a value came from (e.g. nomadVaultAddress ->
+    vault:address), so a bad value is blamed on the key the user actually set.
+    """
     key = _key_name(error["loc"])
-    shown = key if ":" in key else f"{PROJECT}:{scope + '.' if scope else ''}{key}"
+    if key in provided:
+        key = provided[key]
+    shown = key if ":" in key or key.isupper() else f"{PROJECT}:{scope + '.' if scope else ''}{key}"
     if error["type"] == "extra_forbidden":
         location = error["loc"]
         if len(location) > 2 and location[0] in _ENTRY_MODELS:
@@ -288,7 +368,7 @@ def _describe(error: dict[str, Any], scope: str) -> str:
             f"{shown}: not set, and the provider has no address to default to; "
             "set vault:address, VAULT_ADDR or nomadVaultAddress to an http(s) URL"
         )
-    message = error["msg"].removeprefix("Value error, ")
+    message = _TYPE_ERRORS.get(error["type"], error["msg"].removeprefix("Value error, "))
     value = error["input"]
     if isinstance(value, str | int | float) and len(str(value)) <= 80:
         return f"{shown} = {value!r}: {message}"
@@ -296,7 +376,11 @@ def _describe(error: dict[str, Any], scope: str) -> str:
 
 
 def _validate(
-    raw: dict[str, Any], scope: str, problems: list[str], own_keys: set[str] | None = None
+    raw: dict[str, Any],
+    scope: str,
+    problems: list[str],
+    own_keys: set[str] | None = None,
+    provided: Mapping[str, str] | None = None,
 ) -> Settings | None:
     """Validate one cluster's raw settings, adding a line per bad key to `problems`.
 
@@ -308,7 +392,7 @@ def _validate(
     except ValidationError as error:
         for detail in error.errors():
             if own_keys is None or not detail["loc"] or detail["loc"][0] in own_keys:
-                problems.append(_describe(detail, scope))
+                problems.append(_describe(detail, scope, provided or {}))
         return None
 
 
@@ -336,11 +420,8 @@ def _clash_problems(clusters: list[Cluster]) -> list[str]:
             for c in clusters
             if c.settings.manage_kv_mount
         ],
-        "write their agent config files to one nomadConfigDir": [
-            (c.settings.nomad_config_dir, c.name) for c in clusters if c.settings.nomad_config_dir
-        ],
-        "write one file on an agent (host:port:configPath)": [
-            (agent.file, c.name) for c in clusters for agent in c.settings.nomad_agents
+        "write one agent config file (machine:path)": [
+            (file, c.name) for c in clusters for file in dict.fromkeys(c.settings.agent_files())
         ],
     }
     return [
@@ -351,11 +432,47 @@ def _clash_problems(clusters: list[Cluster]) -> list[str]:
 
 
 def _cluster_entries(value: Any, problems: list[str]) -> list[dict[str, Any]]:
-    entries = from_json(value)
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        problems.append(f"{PROJECT}:{CLUSTER_KEY}: must be a list of objects, each with a name")
+    """The `clusters` entries; [] (and a problem) when the value is not a list of objects."""
+    shown = f"{PROJECT}:{CLUSTER_KEY}"
+    if value is None:
         return []
-    return entries
+    try:
+        entries = from_json(value) if value != "" else ()
+    except ValueError as error:
+        problems.append(f"{shown}: {error}")
+        return []
+    if not isinstance(entries, tuple) or not all(isinstance(e, dict) for e in entries):
+        problems.append(f"{shown}: must be a list of objects, each with a name")
+        return []
+    return list(entries)
+
+
+def _own_file_problems(clusters: list[Cluster]) -> list[str]:
+    """One cluster's `nomadConfigDir` and its own agents must not write one file either."""
+    problems = []
+    for cluster in clusters:
+        files = cluster.settings.agent_files()
+        for file in sorted({file for file in files if files.count(file) > 1}):
+            scope = f"{CLUSTER_KEY}[{cluster.name}]." if cluster.name else ""
+            problems.append(
+                f"{PROJECT}:{scope}nomadAgents: writes {file!r}, which nomadConfigDir writes"
+                " too; on this machine, point one of them elsewhere"
+            )
+    return problems
+
+
+def _accepted_risks(value: Any, problems: list[str]) -> tuple[str, ...]:
+    """`acceptJobIdRisks`: the job-ID risks of the stack's server the operator accepts."""
+    shown = f"{PROJECT}:{RISKS_KEY}"
+    try:
+        risks = string_list(value) if value not in (None, "") else ()
+    except ValueError as error:
+        problems.append(f"{shown}: {error}")
+        return ()
+    if not isinstance(risks, tuple) or any(risk not in JOB_ID_RISKS for risk in risks):
+        problems.append(f"{shown} = {value!r}: must be a list of {', '.join(JOB_ID_RISKS)}")
+        return ()
+    return tuple(dict.fromkeys(risks))
 
 
 def _private_key(
@@ -363,22 +480,40 @@ def _private_key(
 ) -> SecretStr | None:
     """The SSH key for `nomadAgents`: checked here, and never shown in a message."""
     shown = f"{PROJECT}:{PRIVATE_KEY}"
-    key = str(value or "")
+    key = value if isinstance(value, str) else ""
     how = f"`pulumi config set --secret {PRIVATE_KEY} < <key file>`"
-    if key and not is_secret:
+    problem = ssh_private_key_problem(key) if key else None
+    if value not in (None, "") and not isinstance(value, str):
+        problems.append(f"{shown}: must be a string (the key's text)")
+    elif key and not is_secret:
         problems.append(
             f"{shown}: must be a secret (a plain value sits unencrypted in the stack file);"
             f" set it with {how}"
         )
-    elif key and "PRIVATE KEY-----" not in key:
-        problems.append(f"{shown}: must be an unencrypted SSH private key (OpenSSH or PEM text)")
+    elif problem:
+        problems.append(f"{shown}: {problem}")
     if not key and any(cluster.settings.nomad_agents for cluster in clusters):
         problems.append(f"{shown}: not set, but nomadAgents lists agents; set it with {how}")
     return SecretStr(key) if key else None
 
 
+def _cluster_name(entry: dict[str, Any], scope: str, problems: list[str]) -> str | None:
+    """The entry's name, or None (and a problem) when it is missing or not a valid name."""
+    name = entry.get("name")
+    try:
+        if not isinstance(name, str):
+            raise ValueError("must be a string of lowercase letters, digits and '-'")
+        return cluster_name(name)
+    except ValueError as error:
+        problems.append(f"{PROJECT}:{scope}.name = {name!r}: {error}")
+        return None
+
+
 def parse_settings(
-    raw: dict[str, Any], problems: list[str] | None = None, secret_keys: Collection[str] = ()
+    raw: dict[str, Any],
+    problems: list[str] | None = None,
+    secret_keys: Collection[str] = (),
+    provided: Mapping[str, str] | None = None,
 ) -> StackSettings:
     """Validate raw config (camelCase keys, engine-style values) into `StackSettings`.
 
@@ -386,47 +521,46 @@ def parse_settings(
     and `policyName` default to `jwt-nomad-<name>` and `nomad-workloads-<name>`, and its
     `nomadConfigDir` to `<top-level nomadConfigDir>/<name>`.
     `problems` found elsewhere (e.g. in the provider's settings) join the same report.
-    `secret_keys` are the keys whose values the engine holds as secrets.
+    `secret_keys` are the keys whose values the engine holds as secrets; `provided` maps a key
+    filled in from the provider's settings to the name of that setting (for the report).
     Raises ConfigError naming every bad key at once.
     """
     raw = dict(raw)
     cluster_value = raw.pop(CLUSTER_KEY, None)
     private_key = raw.pop(PRIVATE_KEY, None)
     problems = list(problems or [])
-    top = _validate(raw, "", problems)
-    clusters = [Cluster("", top)] if top else []
-    if cluster_value not in (None, "", "[]", []):
-        clusters = []
-        entries = _cluster_entries(cluster_value, problems)
-        for index, entry in enumerate(entries):
-            scope = f"{CLUSTER_KEY}[{index}]"
-            overrides = {key: value for key, value in entry.items() if key != "name"}
-            name = str(entry.get("name", ""))
+    accepted_risks = _accepted_risks(raw.pop(RISKS_KEY, None), problems)
+    top = _validate(raw, "", problems, provided=provided)
+    entries = _cluster_entries(cluster_value, problems)
+    clusters = [Cluster("", top)] if top and not entries else []
+    for index, entry in enumerate(entries):
+        scope = f"{CLUSTER_KEY}[{index}]"
+        overrides = {key: value for key, value in entry.items() if key != "name"}
+        name = _cluster_name(entry, scope, problems)
+        derived = {}  # nothing to derive from a bad name: report the name only
+        if name is not None:
             derived = {"authPath": f"jwt-nomad-{name}", "policyName": f"nomad-workloads-{name}"}
             if top and top.nomad_config_dir:
                 derived["nomadConfigDir"] = f"{top.nomad_config_dir.rstrip('/')}/{name}"
-            try:
-                cluster_name(name)
-            except ValueError as error:
-                problems.append(f"{PROJECT}:{scope}.name = {name!r}: {error}")
-                derived = {}  # nothing to derive from a bad name: report the name only
-            merged = raw | derived | overrides
-            settings = _validate(merged, scope, problems, set(overrides) | set(derived))
-            if settings:
-                clusters.append(Cluster(name, settings))
-        names = [(str(entry.get("name", "")), str(entry.get("name", ""))) for entry in entries]
-        problems += [
-            f"{PROJECT}:{CLUSTER_KEY}: clusters {', '.join(same)} use the same name"
-            for same in _duplicates(names).values()
-        ]
+        merged = raw | derived | overrides
+        settings = _validate(merged, scope, problems, set(overrides) | set(derived), provided)
+        if settings and name is not None:
+            clusters.append(Cluster(name, settings))
+    names = [(entry.get("name"), str(entry.get("name"))) for entry in entries]
+    problems += [
+        f"{PROJECT}:{CLUSTER_KEY}: clusters {', '.join(same)} use the same name"
+        for same in _duplicates([pair for pair in names if isinstance(pair[0], str)]).values()
+    ]
+    if entries:
         problems += _clash_problems(clusters)
+    problems += _own_file_problems(clusters)
     agents_private_key = _private_key(private_key, PRIVATE_KEY in secret_keys, clusters, problems)
     if problems:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(
             f"invalid stack configuration, nothing was changed; fix these settings:\n{lines}"
         )
-    return StackSettings(tuple(clusters), agents_private_key)
+    return StackSettings(tuple(clusters), agents_private_key, accepted_risks)
 
 
 def _project_config() -> dict[str, Any]:
@@ -438,14 +572,15 @@ def _project_config() -> dict[str, Any]:
     }
 
 
-def _secret_keys(keys: Collection[str]) -> set[str]:
-    """Which of our keys the engine holds as secrets (set with `pulumi config set --secret`)."""
+def _is_secret(key: str) -> bool:
+    """Whether the engine holds the full config `key` as a secret (`config set --secret`)."""
     from_env = set(pulumi.runtime.get_config_secret_keys_env())
-    return {
-        key
-        for key in keys
-        if pulumi.runtime.is_config_secret(f"{PROJECT}:{key}") or f"{PROJECT}:{key}" in from_env
-    }
+    return pulumi.runtime.is_config_secret(key) or key in from_env
+
+
+def _secret_keys(keys: Collection[str]) -> set[str]:
+    """Which of our keys the engine holds as secrets."""
+    return {key for key in keys if _is_secret(f"{PROJECT}:{key}")}
 
 
 def load_settings() -> StackSettings:
@@ -454,12 +589,30 @@ def load_settings() -> StackSettings:
     secret_keys = _secret_keys(raw)
     provider = pulumi.Config("vault")
     stack_address = provider.get("address")
-    stack_has_token = pulumi.runtime.get_config("vault:token") is not None
-    binding = token_binding_problem(stack_address, stack_has_token)
-    address = stack_address or os.environ.get("VAULT_ADDR")
+    token = pulumi.runtime.get_config("vault:token")
+    binding = token_binding_problem(
+        pulumi.get_stack(), stack_address, token, _is_secret("vault:token")
+    )
+    provided: dict[str, str] = {}
     if not raw.get("nomadVaultAddress"):
         raw.pop("nomadVaultAddress", None)  # Pulumi.yaml's "" default means "the provider's"
+        address = stack_address or os.environ.get("VAULT_ADDR")
         if address:
             raw["nomadVaultAddress"] = address
-    raw["vault:namespace"] = provider.get("namespace") or os.environ.get("VAULT_NAMESPACE", "")
-    return parse_settings(raw, [binding] if binding else None, secret_keys)
+            provided["nomadVaultAddress"] = "vault:address" if stack_address else "VAULT_ADDR"
+    namespace = provider.get("namespace")
+    raw["vault:namespace"] = namespace or os.environ.get("VAULT_NAMESPACE", "")
+    provided["vault:namespace"] = "vault:namespace" if namespace else "VAULT_NAMESPACE"
+    stack = parse_settings(raw, [binding] if binding else None, secret_keys, provided)
+    skip_verify = provider.get("skipTlsVerify") or os.environ.get("VAULT_SKIP_VERIFY", "")
+    context = ProviderContext(
+        organization=pulumi.get_organization(),
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        address=stack_address or os.environ.get("VAULT_ADDR", ""),
+        address_setting="vault:address" if stack_address else "VAULT_ADDR",
+        ca_cert_file=provider.get("caCertFile") or os.environ.get("VAULT_CACERT") or None,
+        ca_cert_dir=provider.get("caCertDir") or os.environ.get("VAULT_CAPATH") or None,
+        skip_tls_verify=skip_verify.lower() in ("1", "true"),
+    )
+    return dataclasses.replace(stack, provider=context)

@@ -16,10 +16,11 @@ from components.settings import (
     load_settings,
     parse_settings,
 )
+from tests.keys import CERTIFICATE_PEM, SSH_PRIVATE_KEY, SSH_PUBLIC_KEY
 from tests.unit.conftest import PROJECT_DIR
 
 ADDRESS = {"nomadVaultAddress": "http://127.0.0.1:8200"}
-PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PEM = CERTIFICATE_PEM
 
 
 def single(raw: dict) -> Settings:
@@ -114,7 +115,7 @@ def test_jwks_ca_file_is_read_into_the_settings(tmp_path: Path) -> None:
         ("namespace", "a/b", "one namespace name"),
         ("namespace", "sys", "one namespace name"),
         ("audiences", "[]", "non-empty list"),
-        ("audiences", '["vault.io", " "]', "non-empty audience"),
+        ("audiences", '["vault.io", ""]', "non-empty audience"),
         ("jwksCaFile", "/does/not/exist.pem", "readable PEM file"),
     ],
 )
@@ -178,11 +179,14 @@ def stack_config(monkeypatch: pytest.MonkeyPatch):
     for variable in ("VAULT_ADDR", "VAULT_NAMESPACE", "PULUMI_CONFIG"):
         monkeypatch.delenv(variable, raising=False)
 
-    def set_config(values: dict[str, str]) -> None:
-        pulumi.runtime.set_all_config(values)
+    def set_config(
+        values: dict[str, str], secret_keys: tuple[str, ...] = ("vault:token",), stack="prod"
+    ) -> None:
+        pulumi.runtime.set_all_config(values, list(secret_keys))
+        monkeypatch.setattr(pulumi, "get_stack", lambda: stack)
 
     yield set_config
-    pulumi.runtime.set_all_config({})
+    pulumi.runtime.set_all_config({}, [])
 
 
 def test_load_defaults_the_nomad_address_to_the_provider_address(stack_config) -> None:
@@ -199,7 +203,7 @@ def test_load_defaults_the_nomad_address_to_the_provider_address(stack_config) -
 def test_load_falls_back_to_vault_addr_and_vault_namespace(stack_config, monkeypatch) -> None:
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     monkeypatch.setenv("VAULT_NAMESPACE", "team")
-    stack_config({"nomad-vault-setup:namespace": "nomad"})
+    stack_config({"nomad-vault-setup:namespace": "nomad"}, stack="dev")
     settings = load_settings().clusters[0].settings
     assert settings.nomad_vault_address == "http://127.0.0.1:8200"
     assert settings.client_namespace == "team/nomad"
@@ -388,23 +392,45 @@ def test_a_stack_token_must_go_with_the_stacks_address(stack_config, monkeypatch
 
 
 @pytest.mark.parametrize(
-    ("stack_address", "stack_token", "safe"),
+    ("stack", "address", "token", "secret", "says"),
     [
-        (None, False, True),  # dev: the shell's VAULT_ADDR / VAULT_TOKEN pair
-        ("https://v:8200", True, True),  # the stack's own pair, in every command
-        ("https://v:8200", False, False),  # even when VAULT_ADDR is that server today:
-        (None, True, False),  # refresh/destroy would not check it tomorrow
+        ("dev", None, None, False, None),  # dev: the shell's VAULT_ADDR / VAULT_TOKEN pair
+        ("prod", "https://v:8200", "t", True, None),  # the stack's own pair, in every command
+        # even when VAULT_ADDR is that server today: refresh/destroy would not check it tomorrow
+        ("prod", "https://v:8200", None, False, "has no vault:token of its own"),
+        ("prod", None, "t", True, "no vault:address"),
+        ("prod", "https://v:8200", "", True, "set but empty"),
+        ("prod", "https://v:8200", "  ", True, "set but empty"),
+        ("prod", "https://v:8200", "t", False, "plain text"),
+        ("staging", None, None, False, "neither vault:address nor vault:token"),
+        ("e2e", None, None, False, "only the dev stack may"),
     ],
 )
-def test_only_a_stack_with_both_or_neither_is_safe(stack_address, stack_token, safe) -> None:
-    assert (token_binding_problem(stack_address, stack_token) is None) == safe
+def test_a_stack_token_goes_only_where_the_stack_says(stack, address, token, secret, says) -> None:
+    problem = token_binding_problem(stack, address, token, secret)
+    assert problem is None if says is None else says in problem
+
+
+def test_an_empty_stack_token_is_refused(stack_config, monkeypatch) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", "the-shells-token")
+    stack_config({"vault:address": "https://vault.prod.example:8200", "vault:token": ""})
+    with pytest.raises(ConfigError, match="vault:token: set but empty"):
+        load_settings()
+
+
+def test_a_plain_text_stack_token_is_refused(stack_config) -> None:
+    stack_config(
+        {"vault:address": "https://vault.prod.example:8200", "vault:token": "t"}, secret_keys=()
+    )
+    with pytest.raises(ConfigError, match="vault:token: stored in plain text") as caught:
+        load_settings()
+    assert "pulumi config set --secret vault:token" in str(caught.value)
 
 
 # --- delivering the agent config: nomadConfigDir, nomadAgents, nomadAgentsPrivateKey ---
 
-PRIVATE_KEY = (
-    "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1ib2R5\n-----END OPENSSH PRIVATE KEY-----\n"
-)
+PRIVATE_KEY = SSH_PRIVATE_KEY
+KEY_BODY = PRIVATE_KEY.splitlines()[1]  # a line of the key that must never be shown
 WITH_KEY = ADDRESS | {"nomadAgentsPrivateKey": PRIVATE_KEY}
 AS_SECRET = {"nomadAgentsPrivateKey"}
 
@@ -435,8 +461,8 @@ def test_delivery_paths_are_normalised() -> None:
     entry = {
         "host": "n",
         "role": "client",
-        "configPath": "/etc//nomad.d/./vault.hcl",
-        "port": "2222",
+        "configPath": "/etc//nomad.d//vault.hcl",
+        "port": 2222,
     }
     raw = WITH_KEY | {"nomadConfigDir": "/srv/nomad/", "nomadAgents": agents(entry)}
     settings = parse_settings(raw, secret_keys=AS_SECRET).clusters[0].settings
@@ -459,13 +485,21 @@ def test_delivery_is_off_by_default() -> None:
         ({"host": "nomad-1:22"}, "nomadAgents[0].host", "host name or an IP address"),
         ({"host": ""}, "nomadAgents[0].host", "host name or an IP address"),
         ({"port": 0}, "nomadAgents[0].port", "between 1 and 65535"),
-        ({"port": "ssh"}, "nomadAgents[0].port", "integer"),
+        ({"port": "ssh"}, "nomadAgents[0].port", "must be a whole number"),
         ({"user": "root; rm -rf /"}, "nomadAgents[0].user", "must be a user name"),
         ({"role": "worker"}, "nomadAgents[0].role", "'server' or 'client'"),
         ({"configPath": "etc/nomad.d/vault.hcl"}, "nomadAgents[0].configPath", "absolute path"),
         ({"configPath": "/etc/nomad.d/"}, "nomadAgents[0].configPath", "not a directory"),
         ({"reloadCommand": " "}, "nomadAgents[0].reloadCommand", "non-empty shell command"),
         ({"hostKey": "AAAAC3Nza"}, "nomadAgents[0].hostKey", "public key as one line"),
+        # no coercions, no '.' segments, keys that decode
+        ({"port": True}, "nomadAgents[0].port", "whole number"),
+        ({"port": "22"}, "nomadAgents[0].port", "whole number"),
+        ({"port": 22.5}, "nomadAgents[0].port", "whole number"),
+        ({"host": 10}, "nomadAgents[0].host", "must be a string"),
+        ({"configPath": "/etc/nomad.d/."}, "nomadAgents[0].configPath", "'..' segments"),
+        ({"hostKey": "ssh-ed25519 not-base64!"}, "nomadAgents[0].hostKey", "public key"),
+        ({"hostKey": "ssh-ed25519 AAAAC3Nza"}, "nomadAgents[0].hostKey", "public key"),
         (
             {"colour": "red"},
             "nomadAgents[0].colour",
@@ -504,7 +538,7 @@ def test_two_entries_writing_one_file_are_refused() -> None:
             secret_keys=AS_SECRET,
         )
     assert "two entries write the same file" in str(caught.value)
-    assert "10.0.0.1:22:/etc/nomad.d/vault.hcl" in str(caught.value)
+    assert "10.0.0.1:/etc/nomad.d/vault.hcl" in str(caught.value)
 
 
 def test_agents_need_the_private_key() -> None:
@@ -517,7 +551,7 @@ def test_a_plain_private_key_is_refused_and_never_shown() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings(WITH_KEY, secret_keys=())
     assert "nomadAgentsPrivateKey: must be a secret" in str(caught.value)
-    assert "c2VjcmV0LWtleS1ib2R5" not in str(caught.value)
+    assert KEY_BODY not in str(caught.value)
 
 
 def test_a_value_that_is_no_private_key_is_refused_and_never_shown() -> None:
@@ -529,7 +563,7 @@ def test_a_value_that_is_no_private_key_is_refused_and_never_shown() -> None:
 
 def test_the_private_key_is_never_in_a_repr() -> None:
     stack = parse_settings(WITH_KEY, secret_keys=AS_SECRET)
-    assert "c2VjcmV0LWtleS1ib2R5" not in repr(stack) + str(stack.agents_private_key)
+    assert KEY_BODY not in repr(stack) + str(stack.agents_private_key)
 
 
 def test_the_private_key_is_stack_level_only() -> None:
@@ -537,7 +571,7 @@ def test_the_private_key_is_stack_level_only() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings(ADDRESS | {"clusters": json.dumps([entry])})
     assert "clusters[0].nomadAgentsPrivateKey: unknown setting" in str(caught.value)
-    assert "c2VjcmV0LWtleS1ib2R5" not in str(caught.value)
+    assert KEY_BODY not in str(caught.value)
 
 
 def test_clusters_get_their_own_config_dir_under_the_top_level_one() -> None:
@@ -555,13 +589,13 @@ def test_clusters_get_their_own_config_dir_under_the_top_level_one() -> None:
         (
             {},
             [{"name": "a", "nomadConfigDir": "/n"}, {"name": "b", "nomadConfigDir": "/n/"}],
-            "clusters a, b write their agent config files to one nomadConfigDir: '/n'",
+            "clusters a, b write one agent config file (machine:path): "
+            "'this machine:/n/vault-server.hcl'",
         ),
         (
             {"nomadAgents": agents({"host": "n1", "role": "server"})},
             [{"name": "a"}, {"name": "b"}],
-            "clusters a, b write one file on an agent (host:port:configPath): "
-            "'n1:22:/etc/nomad.d/vault.hcl'",
+            "clusters a, b write one agent config file (machine:path): 'n1:/etc/nomad.d/vault.hcl'",
         ),
     ],
 )
@@ -581,13 +615,193 @@ def test_load_accepts_the_key_the_engine_holds_as_a_secret(stack_config) -> None
     stack_config(config)
     with pytest.raises(ConfigError, match="nomadAgentsPrivateKey: must be a secret"):
         load_settings()
-    pulumi.runtime.set_all_config(config, ["nomad-vault-setup:nomadAgentsPrivateKey"])
-    try:
-        assert load_settings().agents_private_key.get_secret_value() == PRIVATE_KEY
-    finally:
-        pulumi.runtime.set_all_config({}, [])
+    stack_config(config, secret_keys=("vault:token", "nomad-vault-setup:nomadAgentsPrivateKey"))
+    assert load_settings().agents_private_key.get_secret_value() == PRIVATE_KEY
 
 
 def test_a_key_has_one_spelling() -> None:
     (line,) = error_lines(ADDRESS | {"token_period": "1h"})
     assert "token_period: unknown setting" in line and "tokenPeriod" in line
+
+
+# --- hardening: every bad value refused by name, no coercion, no traceback ---
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        # 4: what lands in the Nomad agent config must reach Nomad exactly (HCL1)
+        ("audiences", '["${x}"]', "${"),
+        ("audiences", '["a\\nb"]', "control"),
+        ("nomadVaultAddress", "https://vault:8200/${x}", "${"),
+        # 7: padded audiences would differ between Nomad's signature and Vault's binding
+        ("audiences", '[" vault.io"]', "white space"),
+        ("audiences", '["vault.io "]', "white space"),
+        ("audiences", '["a,b"]', "','"),
+        # 8: '.' and '..' segments resolve to another path than the one named
+        ("authPath", "x/../y", "'..' segments"),
+        ("authPath", "./jwt", "'..' segments"),
+        ("kvMount", "secret/..", "'..' segments"),
+        # 9: durations Go cannot hold (Nomad and Vault hold durations in int64 nanoseconds)
+        ("identityTtl", "9999999h", "at most 2562047h"),
+        ("tokenPeriod", "99999999999999999999h", "at most 2562047h"),
+        ("tokenPeriod", "9223372037", "at most 2562047h"),
+        # 10: no coercions
+        ("protect", "yes", "true or false"),
+        ("manageKvMount", "1", "true or false"),
+        ("tokenPeriod", "\u0661\u0662h", "positive duration"),  # Arabic-Indic digits
+        ("identityTtl", "\uff11h", "positive duration"),  # a fullwidth digit
+        # 13: a password in the address would land in outputs and agent files
+        ("nomadVaultAddress", "https://user:pw@vault:8200", "user or password"),
+        ("nomadVaultAddress", "https://vault:8200/?token=x", "query"),
+        ("jwksUrl", "https://user:pw@nomad:4646/.well-known/jwks.json", "user or password"),
+        ("nomadVaultAddress", "https://vault:99999", "valid port"),
+        ("nomadConfigDir", "/etc/nomad.d/..", "'..' segments"),
+    ],
+)
+def test_each_hostile_value_is_refused_by_its_key(key: str, value: str, says: str) -> None:
+    (line,) = error_lines(ADDRESS | {key: value})
+    assert line.startswith(f"  - nomad-vault-setup:{key}"), line
+    assert says in line, line
+
+
+def test_the_longest_go_duration_is_accepted() -> None:
+    assert single(ADDRESS | {"identityTtl": "2562047h"}).identity_ttl == 2562047 * 3600
+
+
+def test_booleans_are_true_or_false_only() -> None:
+    assert single(ADDRESS | {"protect": "true", "manageKvMount": "false"}).protect is True
+    entry = {"name": "a", "protect": True}
+    (cluster,) = parse_settings(ADDRESS | {"clusters": json.dumps([entry])}).clusters
+    assert cluster.settings.protect is True
+
+
+def test_a_real_host_key_is_accepted() -> None:
+    agent = {"host": "nomad-1", "role": "server", "hostKey": SSH_PUBLIC_KEY + " root@nomad-1"}
+    stack = parse_settings(WITH_KEY | {"nomadAgents": agents(agent)}, secret_keys=AS_SECRET)
+    assert stack.clusters[0].settings.nomad_agents[0].host_key == SSH_PUBLIC_KEY
+
+
+@pytest.mark.parametrize(
+    ("clusters", "says"),
+    [
+        ("[{", "is not valid JSON"),
+        ('[{"name": 5}]', "clusters[0].name = 5: must be a string"),
+        ('"east"', "must be a list of objects"),
+        ('[{"name": "a"}, 3]', "must be a list of objects"),
+    ],
+)
+def test_a_bad_clusters_value_is_a_configuration_error(clusters: str, says: str) -> None:
+    lines = error_lines(ADDRESS | {"clusters": clusters})
+    assert any(says in line for line in lines), lines
+    assert all("nomad-vault-setup:clusters" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("empty", [" [ ] ", "[]", ""])
+def test_an_empty_clusters_list_means_one_cluster(empty: str) -> None:
+    stack = parse_settings(ADDRESS | {"clusters": empty})
+    assert not stack.multi_cluster and len(stack.clusters) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("audiences", "[vault.io", "is not valid JSON"),
+        ("roles", "[{", "is not valid JSON"),
+        ("roles", '{"name": "db"}', "must be a list"),
+        ("audiences", '[1, "a"]', "must be a string"),
+    ],
+)
+def test_bad_json_is_reported_in_the_stack_files_words(key: str, value: str, says: str) -> None:
+    lines = error_lines(ADDRESS | {key: value})
+    assert lines and all(f"nomad-vault-setup:{key}" in line for line in lines), lines
+    assert any(says in line for line in lines), lines
+    assert not any("tuple" in line or "Expecting" in line.split("(")[0] for line in lines)
+
+
+def test_a_bad_provider_address_is_blamed_on_the_key_that_was_set(stack_config) -> None:
+    stack_config({"vault:address": "vault.internal:8200", "vault:token": "t"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    (line,) = str(caught.value).splitlines()[1:]
+    assert line.startswith("  - vault:address = 'vault.internal:8200': "), line
+
+
+def test_a_bad_vault_addr_is_blamed_on_vault_addr(stack_config, monkeypatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", "https://u:p@127.0.0.1:8200")
+    stack_config({}, stack="dev")
+    with pytest.raises(ConfigError, match=r"  - VAULT_ADDR = .*user or password"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "namespace", ["team/${x}", "team/a b", "team\nx", "sys", "team//x/..", 'te"am']
+)
+def test_the_provider_namespace_is_validated(stack_config, monkeypatch, namespace) -> None:
+    monkeypatch.setenv("VAULT_NAMESPACE", namespace)
+    stack_config({}, stack="dev")
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    with pytest.raises(ConfigError, match=r"  - VAULT_NAMESPACE = "):
+        load_settings()
+
+
+def test_a_nested_provider_namespace_reaches_the_client_block(stack_config, monkeypatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    stack_config({"vault:namespace": "/org/team/"}, stack="dev")
+    assert load_settings().clusters[0].settings.client_namespace == "org/team"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n" + CERTIFICATE_PEM,
+        CERTIFICATE_PEM + "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+        CERTIFICATE_PEM + "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    ],
+)
+def test_a_jwks_ca_file_holding_anything_but_certificates_is_refused(tmp_path, text) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(text)
+    (line,) = error_lines(ADDRESS | {"jwksCaFile": str(ca)})
+    assert "CERTIFICATE" in line
+    assert "MIIB" not in line and "abc" not in line, "the file's content is never shown"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n-----END OPENSSH PRIVATE KEY-----\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n",
+    ],
+)
+def test_a_private_key_that_does_not_parse_is_refused(key: str) -> None:
+    with pytest.raises(ConfigError, match="must be an unencrypted SSH private key"):
+        parse_settings(ADDRESS | {"nomadAgentsPrivateKey": key}, secret_keys=AS_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "config_dir"),
+    [
+        (("localhost", "127.0.0.1"), ""),
+        (("127.0.0.1", "::1"), ""),
+        (("localhost",), "/etc/nomad.d"),
+    ],
+)
+def test_two_names_of_this_machine_never_write_one_file(hosts: tuple, config_dir: str) -> None:
+    entries = [
+        {"host": host, "role": role, "configPath": "/etc/nomad.d/vault-server.hcl", "port": port}
+        for host, role, port in zip(hosts, ("server", "client"), (22, 2222), strict=False)
+    ]
+    raw = WITH_KEY | {"nomadAgents": agents(*entries), "nomadConfigDir": config_dir}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(raw, secret_keys=AS_SECRET)
+    assert "this machine:/etc/nomad.d/vault-server.hcl" in str(caught.value)
+
+
+def test_accepted_job_id_risks_are_glob_or_slash() -> None:
+    stack = parse_settings(ADDRESS | {"acceptJobIdRisks": '["slash", "glob", "slash"]'})
+    assert stack.accepted_job_id_risks == ("slash", "glob")
+    assert parse_settings(ADDRESS).accepted_job_id_risks == ()
+    (line,) = error_lines(ADDRESS | {"acceptJobIdRisks": '["star"]'})
+    assert "nomad-vault-setup:acceptJobIdRisks" in line and "glob, slash" in line

@@ -27,8 +27,8 @@ def test_staging_and_prod_name_their_own_server_and_are_protected(stack: str) ->
     settings = parse_settings(project_settings(config) | {"nomadVaultAddress": address})
     assert all(cluster.settings.protect for cluster in settings.clusters)
     # Until the operator sets the stack's own token, the program refuses the stack.
-    assert token_binding_problem(address, False)
-    assert token_binding_problem(address, True) is None
+    assert token_binding_problem(stack, address, None, False)
+    assert token_binding_problem(stack, address, "a-token", True) is None
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
