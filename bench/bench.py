@@ -139,12 +139,16 @@ def pulumi_env(backend: Path, vault: raw.Vault) -> dict[str, str]:
     return env
 
 
-def init_stack(project: PulumiProject, jwks_url: str) -> None:
-    """Create the bench stack and point the program at the dev issuer's JWKS."""
+def init_stack(project: PulumiProject, jwks_url: str, vault: raw.Vault) -> None:
+    """Create the bench stack with its own server and token (as every stack but dev must
+    carry) and point the program at the dev issuer's JWKS."""
     project.run("stack", "init", STACK, "--non-interactive")
     stack_file = project.work_dir / f"Pulumi.{STACK}.yaml"
     existing = stack_file.read_text() if stack_file.exists() else ""
-    stack_file.write_text(f"config:\n  {PROJECT}:jwksUrl: {jwks_url}\n{existing}")
+    stack_file.write_text(
+        f"config:\n  {PROJECT}:jwksUrl: {jwks_url}\n  vault:address: {vault.address}\n{existing}"
+    )
+    project.run("config", "set", "--secret", "vault:token", vault.token, "--stack", STACK)
 
 
 def time_pulumi(project: PulumiProject, runs: int) -> dict[str, list[float]]:
@@ -354,7 +358,7 @@ def bench(work: Path, runs: int) -> int:
         vault = raw.Vault(dev.address, dev.token)
         project = PulumiProject(copy_project(work / "project"), pulumi_env(work / "state", vault))
         (work / "state").mkdir()
-        init_stack(project, issuer.jwks_url)
+        init_stack(project, issuer.jwks_url, vault)
         log("warm-up: one untimed preview and raw create/delete")
         project.run(*PREVIEW)
         raw_samples = time_raw(vault, issuer.jwks_url, runs)

@@ -4,26 +4,58 @@ The pulumi-vault provider takes `vault:address` / `vault:token` from the stack's
 falls back to VAULT_ADDR / VAULT_TOKEN (and to ~/.vault-token). A stack whose config names its
 server but not its token would send whatever token the shell holds, perhaps another
 environment's, to that server; a stack token without the stack's address would go wherever
-VAULT_ADDR points. Only a stack that carries both, or neither (the dev stack, run entirely from
-its shell's VAULT_ADDR / VAULT_TOKEN pair), is safe.
+VAULT_ADDR points; an empty stack token counts as none, so the shell's is sent instead; and a
+token written in plain text sits unencrypted in a stack file that gets committed.
 
-Config is read afresh by every command, `pulumi refresh` and `pulumi destroy` included, so a
-stack that carries both is safe in every command, even though only `up` and `preview` run the
-program (and so this check).
+So a stack carries both an address and a secret, non-empty token. Only the dev stack (the
+embedded local server of `make up`) may carry neither and run on its shell's VAULT_ADDR /
+VAULT_TOKEN pair: any other stack running on the shell's pair would apply its state to
+whichever server the shell happens to point at.
+
+Only `up` and `preview` run the program, and so this check. `pulumi refresh` and
+`pulumi destroy` configure the provider from what the last `up` stored (measured with CLI
+3.274.1: a token changed in the stack file since is not used), so they inherit a checked
+configuration; after changing a stack's address or token, run `up` or `preview` first.
 """
 
+# The stacks that may run on the shell's VAULT_ADDR / VAULT_TOKEN.
+AMBIENT_STACKS = frozenset({"dev"})
+SET_TOKEN = "`pulumi config set --secret vault:token <token>`"
 
-def token_binding_problem(stack_address: str | None, stack_has_token: bool) -> str | None:
-    """Why this stack's config could send a Vault token to the wrong server, if it could."""
-    if stack_address and not stack_has_token:
+
+def token_binding_problem(
+    stack: str, address: str | None, token: str | None, token_is_secret: bool
+) -> str | None:
+    """Why this stack's config could send a Vault token to the wrong server, if it could.
+
+    `token` is the stack's own `vault:token` value (None when the stack has none).
+    """
+    if token is not None and not token.strip():
         return (
-            f"vault:address: this stack talks to {stack_address} but has no vault:token of its "
-            "own, so the provider would send whatever VAULT_TOKEN the shell holds; set the "
-            "stack's token with `pulumi config set --secret vault:token ...`"
+            "vault:token: set but empty, so the provider would fall back to whatever "
+            f"VAULT_TOKEN the shell holds; set the stack's token with {SET_TOKEN}"
         )
-    if stack_has_token and not stack_address:
+    if token and not token_is_secret:
+        return (
+            "vault:token: stored in plain text in the stack file; remove it "
+            f"(`pulumi config rm vault:token`) and set it again as a secret with {SET_TOKEN}"
+        )
+    if address and not token:
+        return (
+            f"vault:address: this stack talks to {address} but has no vault:token of its "
+            "own, so the provider would send whatever VAULT_TOKEN the shell holds; set the "
+            f"stack's token with {SET_TOKEN}"
+        )
+    if token and not address:
         return (
             "vault:token: this stack has its own token but no vault:address, so the token "
             "would go to whatever VAULT_ADDR says; set `pulumi config set vault:address ...`"
+        )
+    if not address and not token and stack not in AMBIENT_STACKS:
+        return (
+            f"vault:address: stack {stack!r} has neither vault:address nor vault:token, so it "
+            "would run against whatever server VAULT_ADDR names with whatever VAULT_TOKEN the "
+            f"shell holds; only the {'/'.join(sorted(AMBIENT_STACKS))} stack may. Set "
+            f"`pulumi config set vault:address <url>` and {SET_TOKEN}"
         )
     return None

@@ -16,12 +16,19 @@ import pulumi
 import pulumi_vault as vault
 
 from .delivery import deliver_agent_config
+from .preflight import check_live_server
 from .settings import StackSettings
 from .vault_setup import NomadVaultSetup, namespace_resource
 
 
 def deploy(stack: StackSettings) -> dict[str, Any]:
-    """Register every cluster's resources; return the stack outputs by name."""
+    """Register every cluster's resources; return the stack outputs by name.
+
+    First, with the engine's provider context, the live server is checked: nothing is
+    registered for a stack that would take over objects it does not own.
+    """
+    if stack.provider is not None:
+        check_live_server(stack, stack.provider)
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
     if not stack.multi_cluster:

@@ -6,13 +6,12 @@ templated policy that confines each job to its own secrets, the role that ties t
 extra roles some jobs need.
 """
 
-from collections.abc import Mapping, Sequence
-
 import pulumi
 import pulumi_vault as vault
 
 from .durations import format_duration
 from .nomad_config import render_client_config, render_server_config
+from .ownership import marked, policy_marker
 from .policy import render_workload_policy
 from .settings import PROJECT, ExtraRole, Settings
 
@@ -34,53 +33,17 @@ USER_CLAIMS = {"unique-id": "/extra_claims/unique_id", "job-id": "/nomad_job_id"
 UNIQUE_ID_CLAIM = {"unique_id": "${job.region}:${job.namespace}:${job.id}"}
 
 
-class ForeignNamespaceError(pulumi.RunError):
-    """The namespace exists and is not ours: managing it would delete it on `destroy`."""
-
-
-def foreign_namespace_problem(
-    path: str, existing: Sequence[str], metadata: Mapping[str, str] | None
-) -> str | None:
-    """Why this program must not take over the namespace at `path`, if it must not.
-
-    Vault answers a create of an existing namespace with success, so without this check the
-    stack would silently adopt it, and `pulumi destroy` would delete it with all it holds.
-    Like `nomad setup vault -destroy`, only a namespace carrying our tag is ours.
-    """
-    if path not in {entry.strip("/") for entry in existing}:
-        return None
-    owner = (metadata or {}).get("created-by")
-    if owner == PROJECT:
-        return None
-    return (
-        f"namespace {path!r} already exists and was not created by {PROJECT} "
-        f"(created-by: {owner or 'unset'}); managing it would delete it and everything in it "
-        "on `pulumi destroy`. Choose another `namespace`, or, to hand it to this stack on "
-        f"purpose, tag it first: custom_metadata created-by={PROJECT}"
-    )
-
-
-def _unless_foreign(path: str, listing: vault.GetNamespacesResult) -> str:
-    """`path`, once checked; a registration that waits on this waits for the check."""
-    existing = listing.paths or []
-    metadata = vault.get_namespace(path=path).custom_metadata if path in existing else None
-    problem = foreign_namespace_problem(path, existing, metadata)
-    if problem:
-        raise ForeignNamespaceError(problem)
-    return path
-
-
 def namespace_resource(
     name: str, path: str, protect: bool, opts: pulumi.ResourceOptions | None = None
 ) -> vault.Namespace:
     """A namespace tagged as ours, replaced delete-first (a namespace is addressed by path).
 
     Deleting a namespace deletes everything in it, so `protect` guards it like the mount, and
-    an existing namespace that is not tagged as ours is refused.
+    an existing namespace that is not tagged as ours is refused before (preflight.py).
     """
     return vault.Namespace(
         name,
-        path=vault.get_namespaces_output().apply(lambda listing: _unless_foreign(path, listing)),
+        path=path,
         custom_metadata={"created-by": PROJECT},
         opts=pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(delete_before_replace=True, protect=protect)
@@ -102,6 +65,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     policy: pulumi.Output[str]
     kv_mount: pulumi.Output[str]
+    vault_policies: pulumi.Output[list[str]]
     nomad_server_config: pulumi.Output[str]
     nomad_client_config: pulumi.Output[str]
 
@@ -163,6 +127,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             opts=protected,
         )
 
+        self.policy_resources: list[vault.Policy] = []
         policy_text = self.auth_backend.accessor.apply(
             lambda accessor: render_workload_policy(accessor, settings.kv_mount)
         )
@@ -177,6 +142,9 @@ class NomadVaultSetup(pulumi.ComponentResource):
         self.namespace = self._inside if self._inside is not None else pulumi.Output.from_input("")
         self.policy = self.policy_resource.policy
         self.kv_mount = pulumi.Output.from_input(settings.kv_mount)
+        # Every policy this cluster manages: the next run reads it back to tell drift in its
+        # own policies (repair) from someone else's policy (leave alone); see preflight.py.
+        self.vault_policies = pulumi.Output.all(*(p.name for p in self.policy_resources))
         self.nomad_server_config = pulumi.Output.from_input(
             render_server_config(
                 settings.audiences,
@@ -192,9 +160,17 @@ class NomadVaultSetup(pulumi.ComponentResource):
         self.register_outputs(self.outputs())
 
     def _policy(self, resource_name: str, name: str, text: pulumi.Input[str]) -> vault.Policy:
-        return vault.Policy(
-            resource_name, name=name, policy=text, namespace=self._inside, opts=self._at_same_path
+        """A policy whose first line says which stack owns it (see ownership.py)."""
+        marker = policy_marker(pulumi.get_project(), pulumi.get_stack())
+        policy = vault.Policy(
+            resource_name,
+            name=name,
+            policy=pulumi.Output.from_input(text).apply(lambda plain: marked(plain, marker)),
+            namespace=self._inside,
+            opts=self._at_same_path,
         )
+        self.policy_resources.append(policy)
+        return policy
 
     def _role(
         self,
@@ -254,4 +230,5 @@ class NomadVaultSetup(pulumi.ComponentResource):
             "namespace": self.namespace,
             "policy": self.policy,
             "kv_mount": self.kv_mount,
+            "vault_policies": self.vault_policies,
         }

@@ -42,7 +42,9 @@ def start_openbao(
 class Scenario:
     """A server, an issuer and a stack; `close()` stops both servers by PID."""
 
-    def __init__(self, root: Path, token: str = "root", audited: bool = False) -> None:
+    # Not "root": the engine masks the stack's secret token wherever it appears in its output,
+    # and "root" is part of many paths here.
+    def __init__(self, root: Path, token: str = "e2e-root-token", audited: bool = False) -> None:
         self.root = root
         self.server, self.audit_log = start_openbao(root / "openbao", token, audited)
         self.issuer = Issuer()
@@ -55,8 +57,6 @@ class Scenario:
             "PULUMI_BACKEND_URL": backend.as_uri(),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "VAULT_ADDR": self.server.address,
-            "VAULT_TOKEN": self.server.token,
         }
         self.stack = auto.create_or_select_stack(
             stack_name=STACK,
@@ -64,6 +64,9 @@ class Scenario:
             opts=auto.LocalWorkspaceOptions(env_vars=self.env),
         )
         self.stack_file = self.work_dir / f"Pulumi.{STACK}.yaml"
+        # Like every stack but dev, this one carries its own server and (secret) token.
+        self.stack.set_config("vault:address", auto.ConfigValue(self.server.address))
+        self.deploy_with_token(self.server.token)
         self.vault = self.client()
 
     def add_issuer(self) -> tuple[Issuer, str]:
@@ -73,8 +76,9 @@ class Scenario:
         return issuer, self.other_issuers[-1].jwks_url
 
     def deploy_with_token(self, token: str) -> None:
-        """From now on the engine's provider talks to Vault with `token` instead of root."""
-        self.stack.workspace.env_vars["VAULT_TOKEN"] = token
+        """From now on the engine's provider talks to Vault with `token` (the stack's secret
+        vault:token) instead of root."""
+        self.stack.set_config("vault:token", auto.ConfigValue(token, secret=True))
 
     @property
     def jwks_url(self) -> str:
@@ -89,15 +93,16 @@ class Scenario:
     def configure(self, **settings: Any) -> None:
         """Replace the stack's `nomad-vault-setup:` config (camelCase keys), as a user would
         by editing `Pulumi.<stack>.yaml`; `jwksUrl` defaults to this scenario's issuer.
-        Our secret values (see `set_secret`) are kept, as a user editing it would keep them."""
+        Our secret values (see `set_secret`) and the provider's settings (`vault:`) are kept,
+        as a user editing it would keep them."""
         document = yaml.safe_load(self.stack_file.read_text()) if self.stack_file.exists() else {}
         document = document or {}
-        secure = {
+        kept = {
             key: value
             for key, value in (document.get("config") or {}).items()
-            if key.startswith(CONFIG_PREFIX) and isinstance(value, dict) and "secure" in value
+            if not key.startswith(CONFIG_PREFIX) or (isinstance(value, dict) and "secure" in value)
         }
-        config = secure | {CONFIG_PREFIX + "jwksUrl": self.jwks_url}
+        config = kept | {CONFIG_PREFIX + "jwksUrl": self.jwks_url}
         config |= {CONFIG_PREFIX + key: value for key, value in settings.items()}
         self.stack_file.write_text(yaml.safe_dump(document | {"config": config}))
 

@@ -52,7 +52,9 @@ def test_outputs_agree_with_the_server(deployed: Scenario) -> None:
     assert (role["token_period"], role["token_policies"]) == (45 * 60, [POLICY])
     assert inside.read(f"auth/{AUTH}/config")["data"]["default_role"] == ROLE
     policy = inside.sys.read_acl_policy(POLICY)["data"]["policy"]
-    assert policy == outputs["policy"] and policy.startswith(f'path "{KV}/data/')
+    marker, rules = policy.split("\n", 1)
+    assert policy == outputs["policy"] and rules.startswith(f'path "{KV}/data/')
+    assert marker.startswith("# Written by nomad-vault-setup (stack ")
 
     (client,) = parse_hcl(outputs["nomad_client_config"])["vault"]
     assert client == {

@@ -4,6 +4,7 @@ Mocks are installed before the program is executed (preview=False so outputs res
 the program is executed afresh for every run, as the engine would.
 """
 
+import json
 import runpy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,9 +14,14 @@ from typing import Any
 import pulumi
 import pytest
 
+from components import preflight
+from components.server_kind import VaultServer
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MAIN = PROJECT_DIR / "__main__.py"
 MOCK_ACCESSOR = "auth_jwt_0a1b2c3d"
+# The server the unit tier's program talks to (its kind decides the job-ID risks).
+OPENBAO = VaultServer("openbao", "2.7.2")
 
 
 @dataclass
@@ -67,6 +73,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     resources: list[Registered] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        if args.typ == "pulumi:pulumi:StackReference":  # the stack's own last outputs
+            return args.inputs["name"], {"outputs": self.previous_outputs}
         self.resources.append(Registered(args.typ, args.name, dict(args.inputs)))
         state = dict(args.inputs)
         if args.typ == "vault:jwt/authBackend:AuthBackend":
@@ -78,15 +86,35 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     existing_namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    previous_outputs: dict[str, Any] = field(default_factory=dict)
+    existing_policies: dict[str, str] = field(default_factory=dict)
+    existing_auth_mounts: dict[str, str] = field(default_factory=dict)
+    calls: list[tuple[str, dict]] = field(default_factory=list)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        """Vault's namespaces, as `existing_namespaces` says (path -> custom metadata)."""
+    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        """The live server, as the `existing_*` fields say: namespaces (path -> custom
+        metadata), policies (name -> text) and auth mounts (path -> accessor)."""
+        self.calls.append((args.token, dict(args.args)))
         if args.token == "vault:index/getNamespaces:getNamespaces":
             return {"paths": list(self.existing_namespaces)}
         if args.token == "vault:index/getNamespace:getNamespace":
             path = args.args["path"]
             return {"path": path, "customMetadata": self.existing_namespaces[path]}
+        if args.token == "vault:generic/getSecret:getSecret":
+            return self._read(args.args["path"])
         return {}
+
+    def _read(self, path: str) -> dict | tuple[dict, list[tuple[str, str]]]:
+        """A generic read, failing as the provider does where Vault has nothing."""
+        kind, _, name = path.rpartition("/")
+        data: dict[str, str] | None = None
+        if kind == "sys/policies/acl" and name in self.existing_policies:
+            data = {"name": name, "policy": self.existing_policies[name]}
+        if kind == "sys/auth" and name in self.existing_auth_mounts:
+            data = {"type": "jwt", "accessor": self.existing_auth_mounts[name]}
+        if data is None:
+            return {}, [("path", f'no secret found at "{path}"')]
+        return {"path": path, "dataJson": json.dumps(data)}
 
 
 @dataclass
@@ -128,9 +156,12 @@ class ProgramRunner:
         self,
         config: dict[str, Any] | None = None,
         vault: dict[str, str] | None = None,
+        secret_keys: tuple[str, ...] = (),
+        server: VaultServer = OPENBAO,
         **mock_options: Any,
     ) -> ProgramRun:
-        """Run with a stack config (camelCase keys) and provider config (`vault:` keys)."""
+        """Run with a stack config (camelCase keys) and provider config (`vault:` keys);
+        `vault:token` and the full keys in `secret_keys` are held as secrets."""
         mocks = RecordingMocks(**mock_options)
         monitor = RecordingMonitor(mocks)
         self.registered = mocks.resources
@@ -140,10 +171,15 @@ class ProgramRunner:
         provider = {"address": "https://vault.example.test:8200", "token": "unit", **(vault or {})}
         pulumi.runtime.set_all_config(
             {f"nomad-vault-setup:{key}": value for key, value in (config or {}).items()}
-            | {f"vault:{key}": value for key, value in provider.items()}
+            | {f"vault:{key}": value for key, value in provider.items()},
+            ["vault:token", *secret_keys],
         )
         exports: dict[str, Any] = {}
         self.monkeypatch.setattr(pulumi, "export", exports.__setitem__)
+        self.probed: list[str] = []
+        self.monkeypatch.setattr(
+            preflight, "probe_server", lambda address, **_: self.probed.append(address) or server
+        )
 
         @pulumi.runtime.test
         def execute() -> pulumi.Output:
@@ -160,4 +196,4 @@ def run_program(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProgramRunner]:
     for variable in ("VAULT_ADDR", "VAULT_NAMESPACE", "PULUMI_CONFIG"):
         monkeypatch.delenv(variable, raising=False)
     yield ProgramRunner(monkeypatch)
-    pulumi.runtime.set_all_config({})
+    pulumi.runtime.set_all_config({}, [])

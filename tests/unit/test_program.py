@@ -5,12 +5,9 @@ import json
 import pytest
 
 from components import ConfigError, NomadVaultSetup, parse_settings
-from components.vault_setup import (
-    COMPONENT_TYPE,
-    ForeignNamespaceError,
-    foreign_namespace_problem,
-)
+from components.vault_setup import COMPONENT_TYPE
 from tests.hcl import parse_hcl
+from tests.keys import CERTIFICATE_PEM
 from tests.unit.conftest import MOCK_ACCESSOR
 
 NAMESPACE = "vault:index/namespace:Namespace"
@@ -90,7 +87,7 @@ def test_job_id_mode_is_exactly_the_seed(run_program) -> None:
 
 def test_namespace_and_custom_config_reach_every_resource(run_program, tmp_path) -> None:
     ca = tmp_path / "nomad-ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    ca.write_text(CERTIFICATE_PEM)
     run = run_program(CUSTOM | {"jwksCaFile": str(ca)})
     assert [r.typ for r in run.resources] == [COMPONENT_TYPE, NAMESPACE, BACKEND, POLICY, ROLE]
 
@@ -108,7 +105,7 @@ def test_namespace_and_custom_config_reach_every_resource(run_program, tmp_path)
     assert backend["defaultRole"] == "workloads"
 
     assert run.one(POLICY).inputs["name"] == "workload-secrets"
-    assert run.one(POLICY).inputs["policy"].startswith('path "kv/data/')
+    assert run.one(POLICY).inputs["policy"].splitlines()[1].startswith('path "kv/data/')
 
     role = run.one(ROLE).inputs
     assert role["backend"] == "nomad-jwt" and role["roleName"] == "workloads"
@@ -169,9 +166,11 @@ def test_outputs_for_the_default_config(run_program) -> None:
             "namespace",
             "policy",
             "kv_mount",
+            "vault_policies",
         ]
     )
     assert exports["kv_mount"] == "secret"
+    assert exports["vault_policies"] == ["nomad-workloads"]
     assert (exports["auth_path"], exports["role_name"], exports["policy_name"]) == (
         "jwt-nomad",
         "nomad-workloads",
@@ -225,7 +224,9 @@ def test_extra_roles_get_the_workload_policy_and_their_own(run_program) -> None:
     run = run_program({"roles": ROLES})
     policies = {r.inputs["name"]: r.inputs["policy"] for r in run.of_type(POLICY)}
     assert sorted(policies) == ["nomad-workloads", "nomad-workloads-db-admin"]
-    assert policies["nomad-workloads-db-admin"].startswith('path "database/creds/admin"')
+    assert policies["nomad-workloads-db-admin"].endswith(
+        '\npath "database/creds/admin" { capabilities = ["read"] }'
+    )
 
     roles = {r.inputs["roleName"]: r.inputs for r in run.of_type(ROLE)}
     assert sorted(roles) == ["ci", "db-admin", "nomad-workloads"]
@@ -328,30 +329,3 @@ def test_protect_guards_the_mount_the_namespace_and_a_managed_kv_mount(
     guarded = [setup.namespace_resource, setup.auth_backend, setup.kv_mount_resource]
     assert [bool(resource._protect) for resource in guarded] == [protect] * 3
     assert not setup.policy_resource._protect and not setup.role._protect
-
-
-def test_an_existing_namespace_not_tagged_as_ours_is_refused(run_program) -> None:
-    foreign = {"nomad": {"created-by": "nomad-setup"}}
-    with pytest.raises(ForeignNamespaceError, match="namespace 'nomad' already exists"):
-        run_program({"namespace": "nomad"}, existing_namespaces=foreign)
-    assert NAMESPACE not in [r.typ for r in run_program.registered]
-
-
-def test_our_own_namespace_and_unrelated_ones_are_fine(run_program) -> None:
-    existing = {"nomad": {"created-by": "nomad-vault-setup"}, "team": {}}
-    run = run_program({"namespace": "nomad"}, existing_namespaces=existing)
-    assert run.one(NAMESPACE).inputs["path"] == "nomad"
-
-
-@pytest.mark.parametrize(
-    ("existing", "metadata", "refused"),
-    [
-        ([], None, False),
-        (["other/"], None, False),
-        (["nomad/"], {"created-by": "nomad-vault-setup"}, False),
-        (["nomad/"], {"created-by": "nomad-setup"}, True),
-        (["nomad"], {}, True),
-    ],
-)
-def test_foreign_namespace_problem(existing, metadata, refused) -> None:
-    assert (foreign_namespace_problem("nomad", existing, metadata) is not None) == refused
