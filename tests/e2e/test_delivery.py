@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
+from components.delivery import BACKUP_SUFFIX, PENDING_SUFFIX, marker_line
 from devtools.proc import stop
 from tests.e2e import sshd
 from tests.e2e.harness import STACK, Scenario, changes
@@ -24,6 +25,8 @@ from tests.hcl import parse_hcl
 # The Vault setup's own resources (stack, component, auth mount, policy, role), then ours.
 VAULT_RESOURCES = 5
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how the state marks a secret value
+# Every delivered file starts with this line, then holds exactly the stack output.
+MARKER = marker_line(f"nomad-vault-setup/{STACK}") + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +106,7 @@ def delivered(new_scenario, ssh_server, tmp_path_factory) -> Delivery:
 def test_local_files_hold_the_outputs_with_live_values(delivered: Delivery) -> None:
     outputs = delivered.scenario.outputs()
     for role, path in delivered.local_files.items():
-        assert path.read_text() == outputs[f"nomad_{role}_config"]
+        assert path.read_text() == MARKER + outputs[f"nomad_{role}_config"]
         assert path.stat().st_mode & 0o777 == 0o644
     (client,) = parse_hcl(delivered.local_files["client"].read_text())["vault"]
     assert client["address"] == delivered.scenario.server.address
@@ -119,7 +122,7 @@ def test_local_files_hold_the_outputs_with_live_values(delivered: Delivery) -> N
 def test_each_agent_received_its_roles_file_and_was_reloaded_once(delivered: Delivery) -> None:
     outputs = delivered.scenario.outputs()
     for role, path in delivered.agent_files.items():
-        assert path.read_text() == outputs[f"nomad_{role}_config"]
+        assert path.read_text() == MARKER + outputs[f"nomad_{role}_config"]
         assert path.stat().st_mode & 0o777 == 0o644
     assert sorted(delivered.reloads()) == ["client", "server"]
     assert "Accepted publickey" in delivered.ssh.log_path.read_text()
@@ -200,7 +203,7 @@ def test_an_identity_ttl_change_rewrites_and_reloads_only_the_server_files(
 
     outputs = delivered.scenario.outputs()
     for path in (delivered.local_files["server"], delivered.agent_files["server"]):
-        assert path.read_text() == outputs["nomad_server_config"]
+        assert path.read_text() == MARKER + outputs["nomad_server_config"]
         (server,) = parse_hcl(path.read_text())["vault"]
         assert server["default_identity"][0]["ttl"] == "2h"
     after = delivered.file_identities()
@@ -215,7 +218,7 @@ def test_a_moved_agent_file_is_written_anew_and_the_old_one_removed(delivered: D
     old = delivered.agent_files["client"]
     reloads = delivered.reloads()
     client = delivered.settings["nomadAgents"][1]
-    client["configPath"] = str(delivered.agent_dir / "moved" / ".." / "client-moved.hcl")
+    client["configPath"] = str(delivered.agent_dir / "client-moved.hcl")
     delivered.scenario.configure(**delivered.settings, identityTtl="2h")
     steps: list[tuple[str, str]] = []  # (op, resource name) of each step, as it completes
 
@@ -226,11 +229,10 @@ def test_a_moved_agent_file_is_written_anew_and_the_old_one_removed(delivered: D
 
     result = delivered.scenario.up(on_event=record)
     assert changes(result.summary.resource_changes) == {"create": 1, "delete": 1}
-    client["configPath"] = str(delivered.agent_dir / "client-moved.hcl")  # as normalised
     new = delivered.agent_files["client"]
     assert [op for op, name in steps if "-agent-" in name and op != "same"] == ["create", "delete"]
     assert not old.exists()
-    assert new.read_text() == delivered.scenario.outputs()["nomad_client_config"]
+    assert new.read_text() == MARKER + delivered.scenario.outputs()["nomad_client_config"]
     assert delivered.reloads() == [*reloads, "client", "client"]
 
 
@@ -257,3 +259,115 @@ def test_agents_without_a_secret_key_stop_the_preview(new_scenario, ssh_server) 
         scenario.preview()
     assert "nomad-vault-setup:nomadAgentsPrivateKey: must be a secret" in str(refused.value)
     assert ssh_server.private_key.splitlines()[2] not in str(refused.value)
+
+
+# A second, small deployment for files this stack did not write and for a reload that fails:
+# one client agent whose file already exists, and a reloadCommand that works only while a flag
+# file exists. Its tests run in file order: refused, replaced with a failing reload, the retry,
+# destroy.
+ORIGINAL = "# the operator's own\nvault {\n  enabled = false\n}\n"
+
+
+def stderr_lines(error: auto.CommandError, start: str) -> set[str]:
+    """The lines the command printed on stderr that start with `start` (the engine's error
+    also quotes the whole script, where the same text sits inside quotes on one line)."""
+    return {line.strip() for line in str(error).splitlines() if line.strip().startswith(start)}
+
+
+@dataclass
+class Guarded:
+    scenario: Scenario
+    path: Path  # the agent's config file
+    flag: Path  # the reload works only while it exists
+    marker: Path  # the reloads, one line each
+    settings: dict
+
+    @property
+    def backup(self) -> Path:
+        return Path(str(self.path) + BACKUP_SUFFIX)
+
+    @property
+    def pending(self) -> Path:
+        return Path(str(self.path) + PENDING_SUFFIX)
+
+    def listing(self) -> list[str]:
+        return sorted(p.name for p in self.path.parent.iterdir())
+
+    def reloads(self) -> int:
+        return len(self.marker.read_text().split()) if self.marker.exists() else 0
+
+    def identity(self) -> tuple[int, int, int, str]:
+        stat = self.path.stat()
+        return stat.st_ino, stat.st_mtime_ns, stat.st_mode & 0o777, self.path.read_text()
+
+
+@pytest.fixture(scope="module")
+def guarded(new_scenario, ssh_server, tmp_path_factory) -> Guarded:
+    root = tmp_path_factory.mktemp("guarded")
+    (root / "etc-nomad.d").mkdir()
+    path = root / "etc-nomad.d" / "vault.hcl"
+    path.write_text(ORIGINAL)
+    path.chmod(0o600)
+    flag, marker = root / "reload-works", root / "reloads"
+    agent = {
+        "host": ssh_server.host,
+        "port": ssh_server.port,
+        "user": ssh_server.user,
+        "role": "client",
+        "configPath": str(path),
+        "reloadCommand": f"test -e {flag} && echo client >> {marker}",
+        "hostKey": ssh_server.host_key,
+    }
+    # A token that no path contains: the engine masks a secret's value wherever it appears
+    # in its output, and the dev server's usual `root` is in the paths of pytest-of-root/.
+    scenario = new_scenario(token="guarded-e2e-token")
+    guarded = Guarded(scenario, path, flag, marker, {"nomadAgents": [agent]})
+    guarded.scenario.configure(**guarded.settings)
+    guarded.scenario.set_secret("nomadAgentsPrivateKey", ssh_server.private_key)
+    return guarded
+
+
+def test_an_agent_file_this_stack_did_not_write_is_refused_and_left_as_it_was(
+    guarded: Guarded,
+) -> None:
+    before = guarded.identity()
+    with pytest.raises(auto.CommandError) as refused:
+        guarded.scenario.up()
+    (said,) = stderr_lines(refused.value, "nomad-vault-setup: refusing to overwrite")
+    assert said.startswith(f"nomad-vault-setup: refusing to overwrite {guarded.path} on ")
+    assert "the configPath of the nomadAgents entry for 127.0.0.1:" in said
+    assert "nomad-vault-setup:replaceExistingFiles" in said
+    assert guarded.identity() == before
+    assert guarded.listing() == ["vault.hcl"], "no temp, backup or pending file"
+    assert guarded.reloads() == 0
+
+
+def test_a_failed_reload_fails_the_up_and_the_next_up_runs_it_again(guarded: Guarded) -> None:
+    """With replaceExistingFiles the original is kept beside ours; the reload then fails (no
+    flag), and once it works, the next `up` reloads although the file holds the text already."""
+    guarded.scenario.configure(**guarded.settings, replaceExistingFiles=True)
+    with pytest.raises(auto.CommandError) as failed:
+        guarded.scenario.up()
+    reload_command = guarded.settings["nomadAgents"][0]["reloadCommand"]
+    (said,) = stderr_lines(failed.value, f"nomad-vault-setup: {guarded.path} on ")
+    assert f"is written, but its reload command failed: {reload_command} -- " in said
+    written = guarded.identity()
+    assert written[3].startswith(MARKER) and written[2] == 0o644
+    assert guarded.backup.read_text() == ORIGINAL
+    assert guarded.backup.stat().st_mode & 0o777 == 0o600
+    assert guarded.pending.exists() and guarded.reloads() == 0
+
+    guarded.flag.touch()
+    guarded.scenario.up()
+    assert guarded.reloads() == 1, "the pending reload ran"
+    assert guarded.identity() == written, "the file was not written again"
+    assert written[3] == MARKER + guarded.scenario.outputs()["nomad_client_config"]
+    assert guarded.listing() == sorted(["vault.hcl", guarded.backup.name]), "none pending"
+
+
+def test_destroy_puts_the_replaced_file_back(guarded: Guarded) -> None:
+    guarded.scenario.destroy()
+    assert guarded.path.read_text() == ORIGINAL
+    assert guarded.path.stat().st_mode & 0o777 == 0o600
+    assert guarded.listing() == ["vault.hcl"]
+    assert guarded.reloads() == 2, "the agent reloads its own config again"
