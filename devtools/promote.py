@@ -6,20 +6,25 @@ that make a bad promotion hard to do by accident:
 1. the working tree is clean (what is promoted is a commit, reproducible later);
 2. the source stack's last update succeeded and was made from this very commit;
 3. the source has no drift and no pending changes (refresh + preview show nothing);
-4. the target's preview replaces or deletes no auth mount, namespace or protected resource,
-   moves no auth mount and renames no policy, since each breaks every running job
-   (a new mount has a new accessor) — unless `--allow-replace`.
+4. the target's preview breaks no running job (see `risky_steps`: it replaces or deletes no
+   auth mount, namespace, managed KV mount, agent config file or protected resource, replaces
+   no role, moves no mount and renames no policy) — unless `--allow-replace`.
 
-Then it shows the target's preview summary, runs `up` on the target with a message naming the
-source and commit, and records both as stack tags. `--dry-run` stops after the preview.
-The checks are pure functions of recorded data, unit-tested without an engine.
+Then it shows the target's preview summary and runs `up` on the target bound to that preview's
+update plan (`pulumi preview --save-plan` / `pulumi up --plan`): whatever changed in between
+(the stack file, the program, the servers), the engine refuses every step the checked preview
+did not show. The `up`'s message names the source and commit, also recorded as stack tags.
+`--dry-run` stops after the preview. The checks are pure functions of recorded data,
+unit-tested without an engine.
 """
 
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +37,28 @@ from devtools import dev_stack, openbao
 AUTH_BACKEND = "vault:jwt/authBackend:AuthBackend"
 NAMESPACE = "vault:index/namespace:Namespace"
 POLICY = "vault:index/policy:Policy"
-GUARDED_TYPES = {AUTH_BACKEND: "the JWT auth mount", NAMESPACE: "the namespace"}
+ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
+KV_MOUNT = "vault:index/mount:Mount"
+LOCAL_FILE = "command:local:Command"
+REMOTE_FILE = "command:remote:Command"
+_AGENT_FILE = (
+    "a Nomad agent's vault block file: the command removes it and reloads the agent, whose "
+    "jobs then get no Vault token"
+)
+# What deleting or replacing one breaks. A replacement deletes too: the old auth mount takes
+# its accessor (every entity alias and templated policy), the old KV mount its secrets; an
+# agent file's replacement runs the old resource's delete (`rm` + reload) on the same path.
+GUARDED_TYPES = {
+    AUTH_BACKEND: "the JWT auth mount",
+    NAMESPACE: "the namespace",
+    KV_MOUNT: "the managed KV mount: its secrets are deleted with it",
+    LOCAL_FILE: _AGENT_FILE,
+    REMOTE_FILE: _AGENT_FILE,
+}
+# Replacing a role is a delete, then a create (delete_before_replace: Vault writes overwrite):
+# in between, every login with that role fails. Deleting a role (or a policy) is only what
+# removing it from the config asks for, checked in the source first: not flagged.
+GUARDED_ON_REPLACE = {ROLE: "the role: logins with it fail between its delete and re-create"}
 DESTRUCTIVE_OPS = frozenset(
     {"replace", "create-replacement", "delete-replaced", "delete", "discard", "discard-replaced"}
 )
@@ -68,10 +94,17 @@ def risky_steps(steps: Iterable[Step]) -> list[str]:
     for step in steps:
         op = _AS_REPLACE.get(step.op, step.op)
         what = GUARDED_TYPES.get(step.type)
-        if op in DESTRUCTIVE_OPS and (what or step.protected):
+        if op == "replace" and step.type in GUARDED_ON_REPLACE:
+            risky[f"replace {step.type} {step.name} ({GUARDED_ON_REPLACE[step.type]})"] = None
+        elif op in DESTRUCTIVE_OPS and (what or step.protected):
             risky[f"{op} {step.type} {step.name} ({what or 'a protected resource'})"] = None
         elif step.type == AUTH_BACKEND and op == "update" and "path" in step.diffs:
             risky[f"update {step.type} {step.name}: moves the auth mount (authPath)"] = None
+        elif step.type == KV_MOUNT and op == "update" and "path" in step.diffs:
+            risky[
+                f"update {step.type} {step.name}: moves the KV mount (kvMount), so every job's "
+                "secret paths change"
+            ] = None
         elif step.type == POLICY and "name" in step.diffs:
             risky[f"{op} {step.type} {step.name}: renames the policy (policyName)"] = None
     return list(risky)
@@ -113,9 +146,14 @@ def source_problems(last_update: auto.UpdateSummary | None, head: str, source: s
     return problems
 
 
+# Steps that change nothing anywhere: the program reads its own stack's last outputs through a
+# StackReference (`read`), which a destroy drops from the state (`discard`).
+NO_CHANGE_OPS = frozenset({"same", "read", "discard"})
+
+
 def pending_changes(change_summary: Mapping[str, int]) -> dict[str, int]:
-    """The non-`same` entries of a change summary."""
-    return {op: count for op, count in change_summary.items() if op != "same" and count}
+    """The entries of a change summary that change something."""
+    return {op: n for op, n in change_summary.items() if op not in NO_CHANGE_OPS and n}
 
 
 def working_tree_changes(project: Path) -> list[str]:
@@ -124,6 +162,51 @@ def working_tree_changes(project: Path) -> list[str]:
         ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True
     )
     return status.stdout.splitlines()
+
+
+# `git ls-files -v` tags an entry whose changes git does not look for: lowercase when it is
+# assume-unchanged, `S` when it is skip-worktree (`s`: both).
+_GIT_FLAGS = {"assume-unchanged": "--no-assume-unchanged", "skip-worktree": "--no-skip-worktree"}
+
+
+def flagged_files(ls_files_v: str) -> dict[str, list[str]]:
+    """The paths of a `git ls-files -v -z` listing whose edits `git status` hides, by flag."""
+    flagged: dict[str, list[str]] = {}
+    for entry in filter(None, ls_files_v.split("\0")):
+        tag, path = entry[:1], entry[2:]
+        if tag.islower():
+            flagged.setdefault("assume-unchanged", []).append(path)
+        if tag in ("S", "s"):
+            flagged.setdefault("skip-worktree", []).append(path)
+    return flagged
+
+
+def flagged_files_problem(flagged: Mapping[str, list[str]]) -> str | None:
+    """Why a tree that looks clean may not be, and the commands that make git look again."""
+    if not flagged:
+        return None
+    listed, commands = [], []
+    for flag, paths in sorted(flagged.items()):
+        listed += [f"    {path} ({flag})" for path in paths]
+        quoted = " ".join(shlex.quote(path) for path in paths)
+        commands.append(f"    git update-index {_GIT_FLAGS[flag]} -- {quoted}")
+    return (
+        "git is told not to look for local edits of these files (update-index flags), so the "
+        "clean-tree check cannot vouch for them:\n"
+        + "\n".join(listed[:20])
+        + ("\n    ..." if len(listed) > 20 else "")
+        + "\nClear the flags, then commit or undo what `git status` shows:\n"
+        + "\n".join(commands)
+        + "\n(a sparse checkout sets skip-worktree too: promote from a full checkout)"
+    )
+
+
+def hidden_changes(project: Path) -> dict[str, list[str]]:
+    """Tracked files flagged assume-unchanged or skip-worktree, by flag."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-v", "-z"], cwd=project, capture_output=True, text=True, check=True
+    )
+    return flagged_files(listing.stdout)
 
 
 def head_commit(project: Path) -> str:
@@ -170,13 +253,53 @@ def open_stack(name: str, project: Path, env: Mapping[str, str]) -> auto.Stack:
         ) from None
 
 
+def config_binding_problem(stack_name: str, config: Mapping[str, auto.ConfigValue]) -> str | None:
+    """`token_binding_problem` on a stack's config as `pulumi config --json` gives it."""
+    address, token = config.get("vault:address"), config.get("vault:token")
+    return token_binding_problem(
+        stack_name.rsplit("/", 1)[-1],  # `org/staging` is the program's stack `staging`
+        str(address.value) if address and address.value is not None else None,
+        str(token.value) if token and token.value is not None else None,
+        bool(token and token.secret),
+    )
+
+
 def check_token_binding(stack: auto.Stack) -> None:
     """Refuse before the engine runs at all: a refresh starts providers before the program."""
-    config = stack.get_all_config()
-    address = config.get("vault:address")
-    problem = token_binding_problem(address.value if address else None, "vault:token" in config)
+    problem = config_binding_problem(stack.name, stack.get_all_config())
     if problem:
         raise PromotionRefused(f"stack {stack.name}: {problem}")
+
+
+_VIOLATES = re.compile(r"resource (urn:\S+) violates plan: (.*)")
+_NOT_ALLOWED = re.compile(r"\w[\w-]* is not allowed by the plan: .*")
+# A progress line names its resource first: ` ~  vault:jwt:AuthBackend nomad-auth ... error:`.
+_PROGRESS_RESOURCE = re.compile(r"\W*(\S+:\S+) (\S+)")
+
+
+def plan_violations(engine_output: str) -> list[str]:
+    """The steps an `up --plan` refused because the checked preview did not show them.
+
+    The engine words them two ways: `resource URN violates plan: properties changed: ...`
+    (another diff, or another operation on a planned resource) and `create is not allowed by
+    the plan: ...` (a step for a resource the plan has none for, named only by the progress
+    line it is printed on)."""
+    found: dict[str, None] = {}
+    unnamed: list[str] = []
+    for line in engine_output.splitlines():
+        if violation := _VIOLATES.search(line):
+            qualified_type, name = violation[1].split("::")[-2:]
+            found[f"{qualified_type.rsplit('$', 1)[-1]} {name}: {violation[2].strip()}"] = None
+        elif not_allowed := _NOT_ALLOWED.search(line):
+            who = _PROGRESS_RESOURCE.match(line[: not_allowed.start()])
+            if who:
+                found[f"{who[1]} {who[2]}: {not_allowed[0].strip()}"] = None
+            else:
+                unnamed.append(not_allowed[0].strip())
+    for why in unnamed:
+        if not any(line.endswith(f": {why}") for line in found):
+            found[why] = None
+    return list(found)
 
 
 @dataclass
@@ -201,6 +324,9 @@ class Promotion:
                 "the working tree has uncommitted changes; commit or stash them, so that "
                 f"what is promoted is a commit:\n{listed}"
             )
+        hidden = flagged_files_problem(hidden_changes(self.project))
+        if hidden:
+            raise PromotionRefused(hidden)
         head = head_commit(self.project)
         source = open_stack(self.source, self.project, self.source_env)
         target = open_stack(self.target, self.project, self.target_env)
@@ -223,9 +349,26 @@ class Promotion:
             )
         self.say(f"source {self.source}: refresh + preview show no changes")
 
+        # The plan holds the target's secrets (encrypted with its secrets provider) and lives
+        # only as long as this promotion, in a directory only this user can read.
+        with tempfile.TemporaryDirectory(prefix="promote-plan-") as plans:
+            plan = Path(plans) / "plan.json"
+            self._check_target(target, plan)
+            if self.dry_run:
+                self.say("dry run: stopping before `pulumi up`")
+                return
+            message = f"promote {self.source}@{head[:12]} to {self.target}"
+            result = self._apply(target, plan, message)
+        target.workspace.set_tag(self.target, TAG_SOURCE, self.source)
+        target.workspace.set_tag(self.target, TAG_COMMIT, head)
+        changed = pending_changes(result.summary.resource_changes or {})
+        self.say(f"target {self.target}: {changed or 'no changes'}; {message}")
+
+    def _check_target(self, target: auto.Stack, plan: Path) -> None:
+        """Preview the target (saving its update plan to `plan`) and refuse what is risky."""
         recorder = StepRecorder()
         try:
-            preview = target.preview(refresh=True, on_event=recorder)
+            preview = target.preview(refresh=True, on_event=recorder, plan=str(plan))
         except auto.CommandError as failed:
             protected = protected_refusals(str(failed))
             if not protected:
@@ -246,16 +389,23 @@ class Promotion:
             )
         summary = pending_changes(preview.change_summary)
         self.say(f"target {self.target}: preview {summary or 'no changes'}")
-        if self.dry_run:
-            self.say("dry run: stopping before `pulumi up`")
-            return
 
-        message = f"promote {self.source}@{head[:12]} to {self.target}"
-        result = target.up(refresh=True, message=message)
-        target.workspace.set_tag(self.target, TAG_SOURCE, self.source)
-        target.workspace.set_tag(self.target, TAG_COMMIT, head)
-        changed = pending_changes(result.summary.resource_changes or {})
-        self.say(f"target {self.target}: {changed or 'no changes'}; {message}")
+    def _apply(self, target: auto.Stack, plan: Path, message: str) -> auto.UpResult:
+        """`pulumi up --refresh --plan`: the engine runs no step the checked preview did not
+        show (another step, another diff, a replacement for an update, a delete for a same)."""
+        try:
+            return target.up(refresh=True, plan=str(plan), message=message)
+        except auto.CommandError as failed:
+            violations = plan_violations(str(failed))
+            if not violations:
+                raise
+            listed = "\n".join(f"    {line}" for line in violations)
+            raise PromotionRefused(
+                f"{self.target} changed after its checked preview (its stack file, the program "
+                "or its servers), and `pulumi up --plan` refused what that preview did not "
+                f"show:\n{listed}\nNo step outside the checked preview ran (steps it showed "
+                f"may have). Promote again to check {self.target} as it is now."
+            ) from None
 
 
 def dev_stack_environment(
@@ -280,7 +430,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--allow-replace",
         action="store_true",
-        help="promote even if the target would replace/delete its auth mount or namespace",
+        help="promote even if the target's preview would break running jobs (a replaced or "
+        "deleted mount, namespace, role or agent file, a moved mount, a renamed policy)",
     )
     return parser.parse_args(argv)
 

@@ -2,8 +2,9 @@
 stand for dev and staging, in one git repository holding the project.
 
 The tests run in file order on one set-up: every refusal first, then a clean promotion, then a
-promotion that would replace staging's namespace, the protection of staging, and last what
-each server's raw audit log says about the tokens it was sent.
+change slipped in between the checked preview and the `up` (which the update plan refuses),
+then a promotion that would replace staging's namespace, the protection of staging, and last
+what each server's raw audit log says about the tokens it was sent.
 """
 
 import os
@@ -17,6 +18,7 @@ import pytest
 from pulumi import automation as auto
 
 from devtools.proc import stop
+from devtools.promote import Promotion, PromotionRefused
 from tests.e2e.harness import PROJECT_DIR, Scenario, changes, start_openbao
 
 DEV_TOKEN, STAGING_TOKEN = "dev-root-5d1e8a", "staging-root-b73f20"
@@ -142,7 +144,45 @@ def test_a_clean_promotion_applies_the_commit_to_staging(estate: Estate) -> None
     assert last.message == f"promote dev@{head[:12]} to staging" and last.result == "succeeded"
     tags = estate.target.workspace.list_tags("staging")
     assert (tags["promoted-from"], tags["promoted-commit"]) == ("dev", head)
-    print(result.stdout)
+    assert f"; promote dev@{head[:12]} to staging" in result.stdout
+
+
+def test_the_up_applies_nothing_its_checked_preview_did_not_show(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging's stack file moves the auth mount after the checks passed on a preview that
+    showed no change: the plan-bound `up` refuses the move, which the checks would refuse."""
+    stack_file = estate.project / "Pulumi.staging.yaml"
+    committed = stack_file.read_text()
+    apply = Promotion._apply
+
+    def edit_then_apply(self: Promotion, *args: object, **kwargs: object) -> object:
+        estate.configure_staging(auth_path="jwt-nomad-unchecked")
+        return apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(Promotion, "_apply", edit_then_apply)
+    said: list[str] = []
+    promotion = Promotion(
+        project=estate.project,
+        source="dev",
+        target="staging",
+        source_env=estate.env,
+        target_env=estate.env,
+        say=said.append,
+    )
+    try:
+        with pytest.raises(PromotionRefused) as refusal:
+            promotion.run()
+    finally:
+        stack_file.write_text(committed)
+    assert "target staging: preview no changes" in said
+    assert "staging changed after its checked preview" in str(refusal.value)
+    assert (
+        "vault:jwt/authBackend:AuthBackend nomad-auth: properties changed: "
+        "=~path[{jwt-nomad-unchecked}]" in str(refusal.value)
+    )
+    mounts = estate.staging_vault(namespace="nomad").sys.list_auth_methods()["data"]
+    assert "jwt-nomad/" in mounts and "jwt-nomad-unchecked/" not in mounts
 
 
 def test_moving_stagings_auth_mount_is_refused_without_allow_replace(estate: Estate) -> None:

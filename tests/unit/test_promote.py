@@ -1,14 +1,22 @@
 """The promotion decisions on recorded preview and history data (no engine, no server)."""
 
 import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pulumi import automation as auto
 
 from devtools.promote import (
+    Promotion,
+    PromotionRefused,
     Step,
+    check_token_binding,
+    config_binding_problem,
+    flagged_files,
     pending_changes,
+    plan_violations,
     protected_refusals,
     risky_steps,
     source_problems,
@@ -20,6 +28,16 @@ AUTH = "vault:jwt/authBackend:AuthBackend"
 NAMESPACE = "vault:index/namespace:Namespace"
 POLICY = "vault:index/policy:Policy"
 ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
+KV = "vault:index/mount:Mount"
+LOCAL_FILE = "command:local:Command"
+REMOTE_FILE = "command:remote:Command"
+KV_LOST = "the managed KV mount: its secrets are deleted with it"
+ROLE_GAP = "the role: logins with it fail between its delete and re-create"
+KV_MOVED = "moves the KV mount (kvMount), so every job's secret paths change"
+AGENT_FILE = (
+    "a Nomad agent's vault block file: the command removes it and reloads the agent, whose "
+    "jobs then get no Vault token"
+)
 HEAD = "f8cc32e45199a0b1c2d3e4f5a6b7c8d9e0f1a2b3"
 RECORDED = json.loads((Path(__file__).parent / "data" / "promote_recorded.json").read_text())
 
@@ -32,13 +50,30 @@ def recorded_steps(entries: list[dict]) -> list[Step]:
     ("change", "verdict"),
     [
         ("token_period", []),
-        ("move_auth_path", [f"update {AUTH} nomad-auth: moves the auth mount (authPath)"]),
+        (
+            "move_auth_path",  # the role's `backend` forces a new role
+            [
+                f"update {AUTH} nomad-auth: moves the auth mount (authPath)",
+                f"replace {ROLE} nomad-role ({ROLE_GAP})",
+            ],
+        ),
         ("rename_policy", [f"replace {POLICY} nomad-policy: renames the policy (policyName)"]),
         (
             "change_namespace",
             [
+                f"replace {ROLE} nomad-role ({ROLE_GAP})",
                 f"replace {AUTH} nomad-auth (the JWT auth mount)",
                 f"replace {NAMESPACE} nomad-namespace (the namespace)",
+            ],
+        ),
+        ("drop_kv_mount", [f"delete {KV} nomad-kv ({KV_LOST})"]),
+        ("move_kv_mount", [f"update {KV} nomad-kv: {KV_MOVED}"]),
+        ("rename_role", [f"replace {ROLE} nomad-role ({ROLE_GAP})"]),
+        (
+            "stop_delivering",
+            [
+                f"delete {LOCAL_FILE} nomad-local/etc/nomad.d/vault-server.hcl ({AGENT_FILE})",
+                f"delete {LOCAL_FILE} nomad-local/etc/nomad.d/vault-client.hcl ({AGENT_FILE})",
             ],
         ),
     ],
@@ -75,6 +110,8 @@ def update(kind: str = "update", result: str = "succeeded", **environment: str):
 
 
 def test_a_plain_promotion_has_no_risky_step() -> None:
+    """Removing an extra role (with its inline policy) from the config is what the config asks
+    for, checked in the source first; new agent file text is an in-place update."""
     steps = [
         step("same", NAMESPACE, "nomad-namespace"),
         step("same", AUTH, "nomad-auth"),
@@ -82,8 +119,29 @@ def test_a_plain_promotion_has_no_risky_step() -> None:
         step("update", ROLE, "nomad-role", ("tokenPeriod",)),
         step("create", ROLE, "nomad-role-db-admin"),
         step("delete", ROLE, "nomad-role-old"),
+        step("delete", POLICY, "nomad-role-old-policy"),
+        step("update", KV, "nomad-kv", ("description",)),
+        step("update", REMOTE_FILE, "nomad-agent-10.0.0.5-22/etc/nomad.d/vault.hcl", ("stdin",)),
+        step("create", LOCAL_FILE, "nomad-local/etc/nomad.d/vault-client.hcl"),
     ]
     assert risky_steps(steps) == []
+
+
+def test_deleting_the_kv_mount_or_an_agent_file_or_replacing_a_role_is_risky() -> None:
+    agent = "nomad-agent-10.0.0.5-22/etc/nomad.d/vault-client.hcl"
+    steps = [
+        step("replace", KV, "nomad-kv", ("namespace",)),
+        step("create-replacement", ROLE, "nomad-role", ("roleType",)),
+        step("delete-replaced", ROLE, "nomad-role"),
+        step("delete", REMOTE_FILE, agent),
+        step("delete-replaced", LOCAL_FILE, "nomad-local/etc/nomad.d/vault-server.hcl"),
+    ]
+    assert risky_steps(steps) == [
+        f"replace {KV} nomad-kv ({KV_LOST})",
+        f"replace {ROLE} nomad-role ({ROLE_GAP})",
+        f"delete {REMOTE_FILE} {agent} ({AGENT_FILE})",
+        f"replace {LOCAL_FILE} nomad-local/etc/nomad.d/vault-server.hcl ({AGENT_FILE})",
+    ]
 
 
 def test_replacing_or_deleting_the_mount_or_namespace_is_risky() -> None:
@@ -103,12 +161,12 @@ def test_moving_the_mount_renaming_the_policy_or_touching_protected_things_is_ri
     steps = [
         step("update", AUTH, "nomad-auth", ("path",)),
         step("replace", POLICY, "nomad-policy", ("name",)),
-        step("delete", "vault:index/mount:Mount", "nomad-kv", protected=True),
+        step("delete", ROLE, "nomad-role-old", protected=True),
     ]
     assert risky_steps(steps) == [
         f"update {AUTH} nomad-auth: moves the auth mount (authPath)",
         f"replace {POLICY} nomad-policy: renames the policy (policyName)",
-        "delete vault:index/mount:Mount nomad-kv (a protected resource)",
+        f"delete {ROLE} nomad-role-old (a protected resource)",
     ]
 
 
@@ -144,3 +202,154 @@ def test_the_source_must_have_succeeded_from_this_commit() -> None:
 def test_pending_changes_ignore_unchanged_resources() -> None:
     assert pending_changes({"same": 5}) == {}
     assert pending_changes({"same": 3, "update": 2, "create": 0}) == {"update": 2}
+
+
+def config(address: str | None = None, token: str | None = None, secret: bool = True):
+    """A stack's config as `Stack.get_all_config()` returns it."""
+    values = {"nomad-vault-setup:jwksUrl": auto.ConfigValue("https://nomad.example:4646/jwks")}
+    if address is not None:
+        values["vault:address"] = auto.ConfigValue(address)
+    if token is not None:
+        values["vault:token"] = auto.ConfigValue(token, secret=secret)
+    return values
+
+
+ADDRESS = "https://vault.staging.example:8200"
+
+
+@pytest.mark.parametrize(
+    ("stack", "settings", "problem"),
+    [
+        ("staging", config(ADDRESS, "s.staging-token"), None),
+        ("staging", config(ADDRESS, ""), "vault:token: set but empty"),
+        ("staging", config(ADDRESS, "  \n"), "vault:token: set but empty"),
+        ("staging", config(ADDRESS, "s.staging-token", secret=False), "stored in plain text"),
+        ("staging", config(ADDRESS), "has no vault:token of its own"),
+        ("staging", config(token="s.staging-token"), "but no vault:address"),
+        ("staging", config(), "has neither vault:address nor vault:token"),
+        ("acme/prod", config(), "has neither vault:address nor vault:token"),
+        ("dev", config(), None),
+        ("acme/dev", config(), None),
+        ("dev", config(token=""), "vault:token: set but empty"),
+    ],
+)
+def test_a_stack_sends_only_its_own_secret_token_to_its_own_server(
+    stack: str, settings: dict[str, auto.ConfigValue], problem: str | None
+) -> None:
+    found = config_binding_problem(stack, settings)
+    assert found is None if problem is None else problem in (found or "")
+
+
+class ConfiguredStack:
+    """The part of `auto.Stack` that `check_token_binding` uses."""
+
+    def __init__(self, name: str, settings: dict[str, auto.ConfigValue]) -> None:
+        self.name, self.settings = name, settings
+
+    def get_all_config(self) -> dict[str, auto.ConfigValue]:
+        return self.settings
+
+
+def test_the_token_check_reads_the_stacks_whole_config() -> None:
+    check_token_binding(ConfiguredStack("staging", config(ADDRESS, "s.staging-token")))
+    with pytest.raises(PromotionRefused, match="stack staging: vault:token: set but empty"):
+        check_token_binding(ConfiguredStack("staging", config(ADDRESS, "")))
+    with pytest.raises(PromotionRefused, match="stored in plain text"):
+        check_token_binding(ConfiguredStack("staging", config(ADDRESS, "s.x", secret=False)))
+
+
+def test_git_ls_files_flags_are_read() -> None:
+    listing = "H README.md\0S Pulumi.staging.yaml\0h Pulumi.prod.yaml\0s a b.yaml\0H x\0"
+    assert flagged_files(listing) == {
+        "skip-worktree": ["Pulumi.staging.yaml", "a b.yaml"],
+        "assume-unchanged": ["Pulumi.prod.yaml", "a b.yaml"],
+    }
+    assert flagged_files("H README.md\0H Pulumi.staging.yaml\0") == {}
+
+
+def git(project: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args]
+    return subprocess.run(command, cwd=project, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_a_stack_file_edit_hidden_from_git_status_blocks_promotion(
+    tmp_path: Path, flag: str
+) -> None:
+    """The edit is invisible to `git status`; the promotion refuses before any engine runs."""
+    stack_file = tmp_path / "Pulumi.staging.yaml"
+    stack_file.write_text("config:\n  nomad-vault-setup:protect: 'true'\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "staging")
+    git(tmp_path, "update-index", flag, "Pulumi.staging.yaml")
+    stack_file.write_text("config:\n  nomad-vault-setup:protect: 'false'\n")
+    assert git(tmp_path, "status", "--porcelain") == "", "git status hides the edit"
+
+    promotion = Promotion(tmp_path, "dev", "staging", source_env={}, target_env={})
+    with pytest.raises(PromotionRefused) as refusal:
+        promotion.run()
+    message = str(refusal.value)
+    assert f"    Pulumi.staging.yaml ({flag.removeprefix('--')})" in message
+    assert f"git update-index --no-{flag.removeprefix('--')} -- Pulumi.staging.yaml" in message
+
+
+class PlannedStack:
+    """The part of `auto.Stack` a promotion's preview and `up` use, recording their options."""
+
+    def __init__(self, up_output: str | None = None) -> None:
+        self.up_output = up_output
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def preview(self, **options: Any) -> Any:
+        self.calls.append(("preview", options))
+        Path(options["plan"]).write_text("{}")
+        return auto.PreviewResult(stdout="", stderr="", change_summary={"same": 9})
+
+    def up(self, **options: Any) -> Any:
+        self.calls.append(("up", options | {"plan exists": Path(options["plan"]).exists()}))
+        if self.up_output is not None:
+            raise auto.CommandError(auto.CommandResult(self.up_output, "", 255))
+        return "applied"
+
+
+# From a promotion whose target's stack file moved the auth mount after the checked preview
+# (tests/e2e/test_promote.py), and the CLI's words for an unplanned create and delete.
+RECORDED_UP_OUTPUT = (
+    " ~  vault:jwt:AuthBackend nomad-auth **refreshing failed (0.06s)** error: resource "
+    f"urn:pulumi:staging::nomad-vault-setup::{COMPONENT}{AUTH}::nomad-auth violates plan: "
+    "properties changed: =~path[{jwt-nomad-unchecked}]\n"
+    "Diagnostics:\n"
+    f"  {AUTH} (nomad-nomad-auth):\n"
+    f"    error: resource urn:pulumi:staging::nomad-vault-setup::{COMPONENT}{AUTH}::nomad-auth "
+    "violates plan: properties changed: =~path[{jwt-nomad-unchecked}]\n"
+    "    command:local:Command extra  error: create is not allowed by the plan: no steps were "
+    "expected for this resource\n"
+    "    error: create is not allowed by the plan: no steps were expected for this resource\n"
+    "    error: delete is not allowed by the plan: this resource is constrained to same\n"
+)
+
+
+def test_the_up_is_bound_to_the_plan_of_the_checked_preview(tmp_path: Path) -> None:
+    promotion = Promotion(tmp_path, "dev", "staging", {}, {}, say=lambda _: None)
+    stack, plan = PlannedStack(), tmp_path / "plan.json"
+    promotion._check_target(stack, plan)
+    assert promotion._apply(stack, plan, "promote") == "applied"
+    (_, previewed), (_, applied) = stack.calls
+    assert previewed["plan"] == str(plan) and previewed["refresh"] is True
+    assert applied["plan"] == str(plan) and applied["plan exists"]
+
+
+def test_an_up_outside_the_plan_is_refused_and_each_refused_step_named(tmp_path: Path) -> None:
+    promotion = Promotion(tmp_path, "dev", "staging", {}, {})
+    with pytest.raises(PromotionRefused) as refusal:
+        promotion._apply(PlannedStack(RECORDED_UP_OUTPUT), tmp_path / "p", "m")
+    assert "staging changed after its checked preview" in str(refusal.value)
+    assert plan_violations(RECORDED_UP_OUTPUT) == [
+        f"{AUTH} nomad-auth: properties changed: =~path[{{jwt-nomad-unchecked}}]",
+        "command:local:Command extra: create is not allowed by the plan: no steps were expected "
+        "for this resource",
+        "delete is not allowed by the plan: this resource is constrained to same",
+    ]
+    with pytest.raises(auto.CommandError, match="400 error checking jwks URL"):
+        promotion._apply(PlannedStack("error: 400 error checking jwks URL"), tmp_path, "m")
