@@ -5,6 +5,7 @@ Every check raises ValueError with a message that reads after the key's name
 collect them all into one report.
 """
 
+import functools
 import ipaddress
 import json
 import posixpath
@@ -16,6 +17,7 @@ from urllib.parse import urlparse
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from hcl.parser import HclParser
 from pydantic import AfterValidator, BeforeValidator
 
 from .durations import MAX_SECONDS, parse_duration
@@ -40,7 +42,7 @@ def positive_seconds(value: Any) -> int:
     seconds = 0
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str):
+    elif isinstance(value, str) and value == value.strip():
         try:
             seconds = parse_duration(value)
         except ValueError:
@@ -157,6 +159,8 @@ def provider_namespace(value: str) -> str:
     path = value.strip("/")
     if path:
         for name in path.split("/"):
+            if not name:
+                raise ValueError("must be a namespace path without empty segments ('//')")
             namespace(name)
     return path
 
@@ -257,7 +261,7 @@ def port(value: int) -> int:
 
 
 def shell_command(value: str) -> str:
-    """Run by the agent's login shell after each write: empty would leave the agent on its old
+    """Run with `sh -c` on the agent after each write: empty would leave the agent on its old
     configuration, which Nomad only rereads on a restart."""
     if not value.strip():
         raise ValueError("must be a non-empty shell command (e.g. systemctl restart nomad)")
@@ -335,6 +339,37 @@ def audiences(values: tuple[str, ...]) -> tuple[str, ...]:
         if problem:
             raise ValueError(f"{value!r}: {problem}")
     return values
+
+
+@functools.cache
+def _hcl_parser() -> HclParser:
+    """pyhcl builds its parser tables on construction (~80 ms): build them once."""
+    return HclParser()
+
+
+def acl_policy_problem(text: str) -> str | None:
+    """Why `text` is not an HCL ACL policy this program can write, if it is not.
+
+    Checked here so a bad inline policy fails before anything is written, not half-way
+    through `up`. HCL only: the first line of every policy this program writes is a comment
+    naming the stack that owns it, and JSON has no comments. Vault's own parser (HCL1) has
+    the last word; this one (pyhcl, a port of it) catches the structure.
+    """
+    if "\ufeff" in text or any(char < " " and char not in "\n\t\r" for char in text):
+        return "must not contain control characters or a byte order mark"
+    if text.lstrip().startswith("{"):
+        return (
+            "must be HCL, not JSON: the policy's first line names the stack that owns it,"
+            " and JSON has no comments"
+        )
+    try:
+        parsed = _hcl_parser().parse(text)
+    except ValueError as error:
+        return f"is not valid HCL ({str(error).splitlines()[0][:120]})"
+    paths = parsed.get("path") if isinstance(parsed, dict) else None
+    if set(parsed) != {"path"} or not isinstance(paths, dict) or not paths:
+        return 'must hold `path "<path>" { capabilities = [...] }` blocks and nothing else'
+    return None
 
 
 def flag(value: Any) -> bool:

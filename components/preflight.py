@@ -4,7 +4,8 @@ Settings are validated without Vault; these need it, and so run once per `up` an
 before the engine is asked to write anything: what kind of server answers (a server that
 expands globs in templated policy paths lets a job with a crafted ID read other jobs'
 secrets), and whether any namespace or policy the stack would write already exists without
-being this stack's. Every problem goes into one error, and nothing has been written.
+being this stack's (ownership.py has the rules). Every problem goes into one error, and
+nothing has been written.
 
 The reads go through the provider (its address, token and namespace), except the server's
 kind, which is asked of the unauthenticated health endpoint: no token is sent for it. Agent
@@ -22,10 +23,15 @@ import pulumi_vault as vault
 from pulumi.runtime.sync_await import _sync_await
 
 from .delivery import local_file_problems
-from .ownership import foreign_namespace_problem, foreign_policy_problem, policy_marker
+from .ownership import foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
-from .server_kind import ServerProbeError, job_id_risk_problem, probe_server
+from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
 from .settings import CLUSTER_KEY, PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
+
+# The stack outputs that record what the stack's last update managed, and where.
+RECORD_OUTPUTS = ("vault_server", "vault_policies", "policy_name", "namespace")
+# How the provider's generic read reports a path with nothing there (Vault's 404).
+_NOTHING_THERE = "no secret found at"
 
 
 class PreflightError(pulumi.RunError):
@@ -35,19 +41,23 @@ class PreflightError(pulumi.RunError):
     """
 
 
+class _ReadFailed(Exception):
+    """A read the checks need was refused or failed: the message says which and why."""
+
+
 @dataclass(frozen=True)
 class LivePolicy:
     """A policy the stack would write, and what would make it provably the stack's already."""
 
-    namespace: str
     name: str
     setting: str
     managed: bool
-    ours: tuple[str, ...] = ()
+    workload: bool  # the templated workload policy (an earlier release wrote it unmarked)
 
 
-# The stack outputs that say which policies the stack's last update managed.
-POLICY_OUTPUTS = ("vault_policies", "policy_name", "namespace")
+def vault_server_record(server: VaultServer, provider: ProviderContext) -> dict[str, str]:
+    """Where the stack's objects live: the `vault_server` output its next run compares."""
+    return {"cluster_id": server.cluster_id, "namespace": provider.namespace}
 
 
 def previous_outputs(provider: ProviderContext) -> dict[str, Any]:
@@ -57,28 +67,8 @@ def previous_outputs(provider: ProviderContext) -> dict[str, Any]:
     what the stack already manages, and only that tells drift (repair it) from a foreign
     object (leave it alone).
     """
-    reference = pulumi.StackReference(
-        f"{provider.organization}/{provider.project}/{provider.stack}"
-    )
-    return {name: _sync_await(reference.get_output_details(name)).value for name in POLICY_OUTPUTS}
-
-
-def _for_cluster(outputs: Mapping[str, Any], name: str, cluster: str) -> Any:
-    """One cluster's value of an output: plain for a stack without `clusters`, else by name."""
-    value = outputs.get(name)
-    if cluster:
-        return value.get(cluster) if isinstance(value, dict) else None
-    return None if isinstance(value, dict) else value
-
-
-def _managed_names(outputs: Mapping[str, Any], cluster: Cluster) -> set[str]:
-    """The policies the last update managed for this cluster, in its namespace now."""
-    namespace = _for_cluster(outputs, "namespace", cluster.name)
-    if (namespace or "") != cluster.settings.namespace:
-        return set()
-    names = set(_for_cluster(outputs, "vault_policies", cluster.name) or ())
-    names.add(_for_cluster(outputs, "policy_name", cluster.name) or "")
-    return names - {""}
+    reference = pulumi.StackReference(provider.owner)
+    return {name: _sync_await(reference.get_output_details(name)).value for name in RECORD_OUTPUTS}
 
 
 def _setting(cluster: Cluster, key: str) -> str:
@@ -86,12 +76,21 @@ def _setting(cluster: Cluster, key: str) -> str:
     return f"{PROJECT}:{scope}{key}"
 
 
-# How the provider's generic read reports a path with nothing there (Vault's 404).
-_NOTHING_THERE = "no secret found at"
+def _for_cluster(record: Mapping[str, Any], name: str, cluster: str) -> Any:
+    """One cluster's value of an output: plain for a stack without `clusters`, else by name."""
+    value = record.get(name)
+    if cluster:
+        return value.get(cluster) if isinstance(value, dict) else None
+    return None if isinstance(value, dict) else value
 
 
-class _ReadFailed(Exception):
-    """A read the checks need was refused or failed: the message says which and why."""
+def _managed_policies(record: Mapping[str, Any], cluster: Cluster) -> set[str]:
+    """The policies the last update managed for this cluster, in its namespace now."""
+    if _for_cluster(record, "namespace", cluster.name) != cluster.settings.namespace:
+        return set()
+    names = set(_for_cluster(record, "vault_policies", cluster.name) or ())
+    names.add(_for_cluster(record, "policy_name", cluster.name) or "")
+    return names - {""}
 
 
 def _read(path: str, namespace: str) -> dict | None:
@@ -102,10 +101,14 @@ def _read(path: str, namespace: str) -> dict | None:
     except Exception as error:  # the engine raises a bare Exception for a failed invoke
         if _NOTHING_THERE in str(error):
             return None
-        where = f" in namespace {namespace!r}" if namespace else ""
-        reason = str(error).rsplit(": ", 1)[-1].strip()
-        raise _ReadFailed(f"cannot read {path}{where} to check who owns it: {reason}") from None
+        raise _ReadFailed(_why(f"read {path}", namespace, error)) from None
     return json.loads(secret.data_json or "{}")
+
+
+def _why(action: str, namespace: str, error: Exception) -> str:
+    where = f" in namespace {namespace!r}" if namespace else ""
+    reason = str(error).rsplit(": ", 1)[-1].strip()
+    return f"cannot {action}{where} to check who owns it: {reason}"
 
 
 def _accessor(namespace: str, auth_path: str) -> str | None:
@@ -118,38 +121,48 @@ def _accessor(namespace: str, auth_path: str) -> str | None:
 
 
 def _policies(cluster: Cluster, managed: set[str]) -> list[LivePolicy]:
-    """Every policy the cluster writes; for the workload policy also the text an earlier
-    release left there (no marker yet), bound to the live accessor of the stack's mount."""
+    """Every policy the cluster writes."""
     settings = cluster.settings
-    namespace = settings.namespace
     name = settings.policy_name
-    accessor = _accessor(namespace, settings.auth_path)
-    workload = (render_workload_policy(accessor, settings.kv_mount),) if accessor else ()
-    policies = [
-        LivePolicy(namespace, name, _setting(cluster, "policyName"), name in managed, workload)
-    ]
+    policies = [LivePolicy(name, _setting(cluster, "policyName"), name in managed, True)]
     for index, role in enumerate(settings.roles):
         if role.policy:
-            setting = _setting(cluster, f"roles[{index}].policy")
             name = settings.inline_policy_name(role)
-            policies.append(LivePolicy(namespace, name, setting, name in managed))
+            setting = _setting(cluster, f"roles[{index}].policy")
+            policies.append(LivePolicy(name, setting, name in managed, False))
     return policies
 
 
-def _namespace_problems(stack: StackSettings) -> tuple[list[str], set[str]]:
+def _earlier_release_text(cluster: Cluster) -> tuple[str, ...]:
+    """The workload policy an earlier release left, unmarked, for the stack's own mount:
+    bound to that mount's live accessor (read only when a policy needs it)."""
+    settings = cluster.settings
+    accessor = _accessor(settings.namespace, settings.auth_path)
+    return (render_workload_policy(accessor, settings.kv_mount),) if accessor else ()
+
+
+def _namespace_problems(
+    stack: StackSettings, owner: str, record: Mapping[str, Any]
+) -> tuple[list[str], set[str]]:
     """Problems with existing namespaces, and which of the stack's namespaces exist (ours)."""
-    wanted = {c.settings.namespace: c for c in stack.clusters if c.settings.namespace}
+    wanted: dict[str, list[Cluster]] = {}
+    for cluster in stack.clusters:
+        if cluster.settings.namespace:
+            wanted.setdefault(cluster.settings.namespace, []).append(cluster)
     if not wanted:
         return [], set()
-    existing = [path.strip("/") for path in vault.get_namespaces().paths or []]
+    try:
+        existing = {path.strip("/") for path in vault.get_namespaces().paths or []}
+    except Exception as error:  # a failed invoke
+        return [f"{_setting(stack.clusters[0], 'namespace')}: {_why('list', '', error)}"], set()
     problems, ours = [], set()
-    for path, cluster in wanted.items():
+    for path, clusters in wanted.items():
         if path not in existing:
             continue
+        managed = any(_for_cluster(record, "namespace", c.name) == path for c in clusters)
         metadata = vault.get_namespace(path=path).custom_metadata
-        problem = foreign_namespace_problem(
-            path, _setting(cluster, "namespace"), existing, metadata
-        )
+        setting = _setting(clusters[0], "namespace")
+        problem = foreign_namespace_problem(path, setting, metadata, owner, managed)
         if problem:
             problems.append(problem)
         else:
@@ -158,7 +171,7 @@ def _namespace_problems(stack: StackSettings) -> tuple[list[str], set[str]]:
 
 
 def _policy_problems(
-    stack: StackSettings, marker: str, namespaces: set[str], outputs: Mapping[str, Any]
+    stack: StackSettings, owner: str, namespaces: set[str], record: Mapping[str, Any]
 ) -> list[str]:
     """Policies the stack would write that exist and are not provably the stack's."""
     problems = []
@@ -166,7 +179,7 @@ def _policy_problems(
         namespace = cluster.settings.namespace
         if namespace and namespace not in namespaces:
             continue  # to be created (or foreign, reported already): nothing inside to check
-        for policy in _policies(cluster, _managed_names(outputs, cluster)):
+        for policy in _policies(cluster, _managed_policies(record, cluster)):
             try:
                 live = _read(f"sys/policies/acl/{policy.name}", namespace)
             except _ReadFailed as failed:
@@ -174,14 +187,19 @@ def _policy_problems(
                 continue
             text = None if live is None else live.get("policy", "")
             problem = foreign_policy_problem(
-                policy.name, policy.setting, text, marker, policy.managed, policy.ours
+                policy.name, policy.setting, text, owner, policy.managed
             )
+            if problem and policy.workload:
+                ours = _earlier_release_text(cluster)
+                problem = foreign_policy_problem(
+                    policy.name, policy.setting, text, owner, policy.managed, ours
+                )
             if problem:
                 problems.append(problem)
     return problems
 
 
-def _server_problems(stack: StackSettings, provider: ProviderContext) -> list[str]:
+def _probe(stack: StackSettings, provider: ProviderContext) -> tuple[VaultServer | None, list[str]]:
     try:
         server = probe_server(
             provider.address,
@@ -190,25 +208,34 @@ def _server_problems(stack: StackSettings, provider: ProviderContext) -> list[st
             skip_tls_verify=provider.skip_tls_verify,
         )
     except ServerProbeError as error:
-        return [f"{provider.address_setting}: {error}"]
+        return None, [f"{provider.address_setting}: {error}"]
     problem = job_id_risk_problem(server, stack.accepted_job_id_risks)
-    return [f"{PROJECT}:{RISKS_KEY}: {problem}"] if problem else []
+    return server, [f"{PROJECT}:{RISKS_KEY}: {problem}"] if problem else []
 
 
-def check_live_server(stack: StackSettings, provider: ProviderContext) -> None:
+def check_live_server(stack: StackSettings, provider: ProviderContext) -> dict[str, str]:
     """Raise PreflightError naming every reason this stack must not be applied to the server
-    (and to this machine: agent config files it would overwrite)."""
-    owner = f"{provider.project}/{provider.stack}"
+    (and to this machine: agent config files it would overwrite); else return the stack's new
+    `vault_server` record.
+
+    The last update's record of what it managed counts only when it was made on this very
+    cluster and provider namespace: a stack pointed at another server claims nothing there.
+    """
     problems = [
         problem
         for cluster in stack.clusters
-        for problem in local_file_problems(cluster.settings, owner)
+        for problem in local_file_problems(cluster.settings, provider.owner)
     ]
-    problems += _server_problems(stack, provider)
-    namespace_problems, namespaces = _namespace_problems(stack)
+    server, server_problems = _probe(stack, provider)
+    problems += server_problems
+    here = vault_server_record(server, provider) if server else None
+    previous = previous_outputs(provider)
+    trusted = here is not None and bool(here["cluster_id"]) and previous["vault_server"] == here
+    record = previous if trusted else {}
+    namespace_problems, namespaces = _namespace_problems(stack, provider.owner, record)
     problems += namespace_problems
-    marker = policy_marker(provider.project, provider.stack)
-    problems += _policy_problems(stack, marker, namespaces, previous_outputs(provider))
-    if problems:
+    problems += _policy_problems(stack, provider.owner, namespaces, record)
+    if problems or here is None:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")
+    return here

@@ -18,6 +18,8 @@ Only `up` and `preview` run the program, and so this check. `pulumi refresh` and
 configuration; after changing a stack's address or token, run `up` or `preview` first.
 """
 
+from collections.abc import Collection, Mapping
+
 # The stacks that may run on the shell's VAULT_ADDR / VAULT_TOKEN.
 AMBIENT_STACKS = frozenset({"dev"})
 SET_TOKEN = "`pulumi config set --secret vault:token <token>`"
@@ -59,3 +61,31 @@ def token_binding_problem(
             f"`pulumi config set vault:address <url>` and {SET_TOKEN}"
         )
     return None
+
+
+# Shell variables the provider honours that change where a stack's token goes, or how safely:
+# variable -> the stack setting that would say so instead.
+SHELL_OVERRIDES = {
+    "VAULT_NAMESPACE": "vault:namespace",
+    "VAULT_SKIP_VERIFY": "vault:skipTlsVerify",
+}
+_FALSE = ("", "0", "false", "False", "FALSE")
+
+
+def shell_override_problems(
+    stack: str, stack_keys: Collection[str], environment: Mapping[str, str]
+) -> list[str]:
+    """Shell variables that would change a stack's connection behind its config's back.
+
+    The provider honours VAULT_NAMESPACE (objects land in the shell's namespace) and
+    VAULT_SKIP_VERIFY (the token goes over unverified TLS) when the stack does not set them.
+    Only the dev stack runs on its shell's Vault settings.
+    """
+    if stack in AMBIENT_STACKS:
+        return []
+    return [
+        f"{variable}: set in the shell, and stack {stack!r} has no {setting} of its own, so the"
+        f" provider would use the shell's; unset {variable}, or set {setting} in the stack"
+        for variable, setting in SHELL_OVERRIDES.items()
+        if environment.get(variable, "") not in _FALSE and setting not in stack_keys
+    ]

@@ -78,6 +78,8 @@ class VaultServer:
 
     kind: Kind
     version: str
+    # Which cluster answered ("" when it did not say): what the stack's outputs are tied to.
+    cluster_id: str = ""
 
     def __str__(self) -> str:
         version = self.version or "(no version reported)"
@@ -177,14 +179,16 @@ def server_from_health(health: Mapping[str, Any]) -> VaultServer:
     """Tell HashiCorp Vault from OpenBao by the shape of a `sys/health` answer."""
     version = health.get("version")
     version = version.strip() if isinstance(version, str) else ""
+    cluster_id = health.get("cluster_id")
+    cluster_id = cluster_id if isinstance(cluster_id, str) else ""
     parsed = parse_version(version)
     if "enterprise" in health:  # every HashiCorp Vault since 1.16; never OpenBao
-        return VaultServer("vault", version)
+        return VaultServer("vault", version, cluster_id)
     if parsed and parsed[0] < 2:  # HashiCorp Vault before 1.16; OpenBao starts at 2.0.0
-        return VaultServer("vault", version)
+        return VaultServer("vault", version, cluster_id)
     if parsed:
-        return VaultServer("openbao", version)
-    return VaultServer("unknown", version)
+        return VaultServer("openbao", version, cluster_id)
+    return VaultServer("unknown", version, cluster_id)
 
 
 def _vault_denies_globs(version: tuple[int, int, int, int]) -> bool:

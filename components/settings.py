@@ -49,13 +49,14 @@ from .fields import (
     StringList,
     UnixUser,
     VaultName,
+    acl_policy_problem,
     cluster_name,
     from_json,
     is_loopback,
     ssh_private_key_problem,
     string_list,
 )
-from .provider_guard import token_binding_problem
+from .provider_guard import SHELL_OVERRIDES, shell_override_problems, token_binding_problem
 
 PROJECT = "nomad-vault-setup"
 DEFAULT_JWKS_URL = "http://localhost:4646/.well-known/jwks.json"
@@ -134,11 +135,9 @@ class ExtraRole(BaseModel):
     @field_validator("policy")
     @classmethod
     def _grants_something(cls, policy: str, info: ValidationInfo) -> str:
-        if policy.lstrip().startswith("{"):
-            raise ValueError(
-                "must be HCL, not JSON: the policy's first line names the stack that owns it,"
-                " and JSON has no comments"
-            )
+        problem = acl_policy_problem(policy) if policy.strip() else None
+        if problem:
+            raise ValueError(problem)
         if not policy.strip() and not info.data.get("policies") and "policies" in info.data:
             raise ValueError(
                 "needs `policies` (existing policy names) or `policy` (inline ACL text):"
@@ -276,9 +275,15 @@ class ProviderContext:
     stack: str
     address: str
     address_setting: str  # where the address came from: vault:address or VAULT_ADDR
+    namespace: str = ""  # the provider's own namespace, as a path without end slashes
     ca_cert_file: str | None = None
     ca_cert_dir: str | None = None
     skip_tls_verify: bool = False
+
+    @property
+    def owner(self) -> str:
+        """The stack, fully qualified: what ownership markers name."""
+        return f"{self.organization}/{self.project}/{self.stack}"
 
 
 @dataclass(frozen=True)
@@ -497,6 +502,9 @@ def _private_key(
     return SecretStr(key) if key else None
 
 
+PROVIDER_KEYS_ARE_STACK_WIDE = "provider settings (vault:...) apply to the whole stack"
+
+
 def _cluster_name(entry: dict[str, Any], scope: str, problems: list[str]) -> str | None:
     """The entry's name, or None (and a problem) when it is missing or not a valid name."""
     name = entry.get("name")
@@ -536,6 +544,11 @@ def parse_settings(
     for index, entry in enumerate(entries):
         scope = f"{CLUSTER_KEY}[{index}]"
         overrides = {key: value for key, value in entry.items() if key != "name"}
+        for key in [key for key in overrides if ":" in key]:  # e.g. vault:namespace
+            problems.append(
+                f"{PROJECT}:{scope}.{key}: unknown setting; {PROVIDER_KEYS_ARE_STACK_WIDE}"
+            )
+            overrides.pop(key)
         name = _cluster_name(entry, scope, problems)
         derived = {}  # nothing to derive from a bad name: report the name only
         if name is not None:
@@ -593,6 +606,10 @@ def load_settings() -> StackSettings:
     binding = token_binding_problem(
         pulumi.get_stack(), stack_address, token, _is_secret("vault:token")
     )
+    provider_keys = {
+        key for key in SHELL_OVERRIDES.values() if pulumi.runtime.get_config(key) is not None
+    }
+    shell = shell_override_problems(pulumi.get_stack(), provider_keys, os.environ)
     provided: dict[str, str] = {}
     if not raw.get("nomadVaultAddress"):
         raw.pop("nomadVaultAddress", None)  # Pulumi.yaml's "" default means "the provider's"
@@ -603,7 +620,8 @@ def load_settings() -> StackSettings:
     namespace = provider.get("namespace")
     raw["vault:namespace"] = namespace or os.environ.get("VAULT_NAMESPACE", "")
     provided["vault:namespace"] = "vault:namespace" if namespace else "VAULT_NAMESPACE"
-    stack = parse_settings(raw, [binding] if binding else None, secret_keys, provided)
+    problems = [*([binding] if binding else []), *shell]
+    stack = parse_settings(raw, problems, secret_keys, provided)
     skip_verify = provider.get("skipTlsVerify") or os.environ.get("VAULT_SKIP_VERIFY", "")
     context = ProviderContext(
         organization=pulumi.get_organization(),
@@ -611,6 +629,7 @@ def load_settings() -> StackSettings:
         stack=pulumi.get_stack(),
         address=stack_address or os.environ.get("VAULT_ADDR", ""),
         address_setting="vault:address" if stack_address else "VAULT_ADDR",
+        namespace=str(raw["vault:namespace"]).strip("/"),
         ca_cert_file=provider.get("caCertFile") or os.environ.get("VAULT_CACERT") or None,
         ca_cert_dir=provider.get("caCertDir") or os.environ.get("VAULT_CAPATH") or None,
         skip_tls_verify=skip_verify.lower() in ("1", "true"),

@@ -27,8 +27,15 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
     First, with the engine's provider context, the live server is checked: nothing is
     registered for a stack that would take over objects it does not own.
     """
-    if stack.provider is not None:
-        check_live_server(stack, stack.provider)
+    record = check_live_server(stack, stack.provider) if stack.provider is not None else None
+    outputs = _deploy(stack)
+    if record is not None:
+        # Where the objects live: the next run trusts its outputs only on this same server.
+        outputs["vault_server"] = record
+    return outputs
+
+
+def _deploy(stack: StackSettings) -> dict[str, Any]:
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
     if not stack.multi_cluster:

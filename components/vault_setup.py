@@ -11,7 +11,7 @@ import pulumi_vault as vault
 
 from .durations import format_duration
 from .nomad_config import render_client_config, render_server_config
-from .ownership import marked, policy_marker
+from .ownership import marked, namespace_metadata, stack_owner
 from .policy import render_workload_policy
 from .settings import PROJECT, ExtraRole, Settings
 
@@ -44,7 +44,7 @@ def namespace_resource(
     return vault.Namespace(
         name,
         path=path,
-        custom_metadata={"created-by": PROJECT},
+        custom_metadata=namespace_metadata(stack_owner()),
         opts=pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(delete_before_replace=True, protect=protect)
         ),
@@ -161,11 +161,11 @@ class NomadVaultSetup(pulumi.ComponentResource):
 
     def _policy(self, resource_name: str, name: str, text: pulumi.Input[str]) -> vault.Policy:
         """A policy whose first line says which stack owns it (see ownership.py)."""
-        marker = policy_marker(pulumi.get_project(), pulumi.get_stack())
+        owner = stack_owner()
         policy = vault.Policy(
             resource_name,
             name=name,
-            policy=pulumi.Output.from_input(text).apply(lambda plain: marked(plain, marker)),
+            policy=pulumi.Output.from_input(text).apply(lambda plain: marked(plain, owner)),
             namespace=self._inside,
             opts=self._at_same_path,
         )

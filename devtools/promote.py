@@ -19,6 +19,8 @@ unit-tested without an engine.
 """
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-from components.provider_guard import token_binding_problem
+from components.provider_guard import shell_override_problems, token_binding_problem
 from devtools import dev_stack, openbao
 
 AUTH_BACKEND = "vault:jwt/authBackend:AuthBackend"
@@ -264,11 +266,15 @@ def config_binding_problem(stack_name: str, config: Mapping[str, auto.ConfigValu
     )
 
 
-def check_token_binding(stack: auto.Stack) -> None:
+def check_token_binding(stack: auto.Stack, environment: Mapping[str, str]) -> None:
     """Refuse before the engine runs at all: a refresh starts providers before the program."""
-    problem = config_binding_problem(stack.name, stack.get_all_config())
-    if problem:
-        raise PromotionRefused(f"stack {stack.name}: {problem}")
+    config = stack.get_all_config()
+    name = stack.name.rsplit("/", 1)[-1]
+    problems = [config_binding_problem(stack.name, config)]
+    problems += shell_override_problems(name, set(config), environment)
+    if any(problems):
+        listed = "; ".join(problem for problem in problems if problem)
+        raise PromotionRefused(f"stack {stack.name}: {listed}")
 
 
 _VIOLATES = re.compile(r"resource (urn:\S+) violates plan: (.*)")
@@ -330,8 +336,8 @@ class Promotion:
         head = head_commit(self.project)
         source = open_stack(self.source, self.project, self.source_env)
         target = open_stack(self.target, self.project, self.target_env)
-        check_token_binding(source)
-        check_token_binding(target)
+        check_token_binding(source, self.source_env)
+        check_token_binding(target, self.target_env)
 
         history = source.history(page_size=1)
         problems = source_problems(history[0] if history else None, head, self.source)
@@ -353,12 +359,13 @@ class Promotion:
         # only as long as this promotion, in a directory only this user can read.
         with tempfile.TemporaryDirectory(prefix="promote-plan-") as plans:
             plan = Path(plans) / "plan.json"
+            checked = self._fingerprint(target)
             self._check_target(target, plan)
             if self.dry_run:
                 self.say("dry run: stopping before `pulumi up`")
                 return
             message = f"promote {self.source}@{head[:12]} to {self.target}"
-            result = self._apply(target, plan, message)
+            result = self._apply(target, plan, message, checked)
         target.workspace.set_tag(self.target, TAG_SOURCE, self.source)
         target.workspace.set_tag(self.target, TAG_COMMIT, head)
         changed = pending_changes(result.summary.resource_changes or {})
@@ -390,9 +397,30 @@ class Promotion:
         summary = pending_changes(preview.change_summary)
         self.say(f"target {self.target}: preview {summary or 'no changes'}")
 
-    def _apply(self, target: auto.Stack, plan: Path, message: str) -> auto.UpResult:
-        """`pulumi up --refresh --plan`: the engine runs no step the checked preview did not
-        show (another step, another diff, a replacement for an update, a delete for a same)."""
+    def _fingerprint(self, target: auto.Stack) -> str:
+        """What the target's `up` depends on besides the server: its whole configuration and
+        the program (commit and working tree)."""
+        config = {
+            key: [value.value, value.secret] for key, value in target.get_all_config().items()
+        }
+        state = [config, head_commit(self.project), working_tree_changes(self.project)]
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+    def _apply(self, target: auto.Stack, plan: Path, message: str, checked: str) -> auto.UpResult:
+        """`pulumi up --refresh --plan`, once the configuration and program are still those
+        of the checked preview.
+
+        The plan alone is not enough: where the preview could not know a value (a policy
+        rendered from the accessor of a mount still to be created), the plan accepts any, so a
+        configuration edited after the preview would be applied. With both, the engine runs no
+        step the checked preview did not show (another step, another diff, a replacement for an
+        update, a delete for a same)."""
+        if self._fingerprint(target) != checked:
+            raise PromotionRefused(
+                f"{self.target} changed after its checked preview: its configuration or the "
+                "program is no longer what was previewed, so nothing was applied. Promote "
+                f"again to check {self.target} as it is now."
+            )
         try:
             return target.up(refresh=True, plan=str(plan), message=message)
         except auto.CommandError as failed:

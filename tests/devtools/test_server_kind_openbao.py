@@ -35,7 +35,9 @@ def binary_version() -> str:
 
 
 def test_the_probe_finds_openbao_and_its_version(dev_server: openbao.DevServer) -> None:
-    assert probe_server(dev_server.address) == VaultServer("openbao", binary_version())
+    server = probe_server(dev_server.address)
+    assert (server.kind, server.version) == ("openbao", binary_version())
+    assert server.cluster_id, "the cluster a stack's record is tied to"
 
 
 def test_openbao_health_has_no_enterprise_field(dev_server: openbao.DevServer) -> None:

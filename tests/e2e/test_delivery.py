@@ -6,9 +6,11 @@ key is (not), an identityTtl change, destroy. Each agent's `reloadCommand` appen
 a marker file, so the tests see exactly when the program reloaded which agent.
 """
 
+import contextlib
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +27,9 @@ from tests.hcl import parse_hcl
 # The Vault setup's own resources (stack, component, auth mount, policy, role), then ours.
 VAULT_RESOURCES = 5
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how the state marks a secret value
-# Every delivered file starts with this line, then holds exactly the stack output.
-MARKER = marker_line(f"nomad-vault-setup/{STACK}") + "\n"
+# Every delivered file starts with this line, then holds exactly the stack output. The
+# organization of a stack in a `file://` backend is always "organization".
+MARKER = marker_line(f"organization/nomad-vault-setup/{STACK}") + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +262,43 @@ def test_agents_without_a_secret_key_stop_the_preview(new_scenario, ssh_server) 
         scenario.preview()
     assert "nomad-vault-setup:nomadAgentsPrivateKey: must be a secret" in str(refused.value)
     assert ssh_server.private_key.splitlines()[2] not in str(refused.value)
+
+
+def test_a_fifo_in_the_config_dir_stops_the_preview_instead_of_blocking_it(
+    new_scenario, tmp_path: Path
+) -> None:
+    """Opening a FIFO for reading waits for a writer, for good: the program must report it
+    (unread) as what `up` would refuse, and the preview return. Were it to block, the test lets
+    the program go (by opening the FIFO once for writing) after two minutes, and fails."""
+    directory = tmp_path / "nomad.d"
+    directory.mkdir()
+    fifo = directory / "vault-server.hcl"
+    os.mkfifo(fifo)
+    scenario = new_scenario()
+    scenario.configure(nomadConfigDir=str(directory))
+    outcome: list[BaseException | None] = []
+
+    def preview() -> None:
+        try:
+            scenario.preview()
+            outcome.append(None)
+        except BaseException as error:  # handed to the test's thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=preview, daemon=True)
+    thread.start()
+    thread.join(120)
+    blocked = thread.is_alive()
+    if blocked:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(120)
+    assert not blocked, "the preview blocked on the FIFO"
+    (error,) = outcome
+    assert isinstance(error, auto.CommandError), error
+    assert f"{fifo} is not a regular file" in str(error)
+    assert "refusing to apply this stack, nothing was changed" in str(error)
+    assert fifo.exists() and not fifo.is_file(), "left as it was"
 
 
 # A second, small deployment for files this stack did not write and for a reload that fails:

@@ -7,14 +7,14 @@ One audited server for the module: its raw audit log shows which tokens it was s
 import pytest
 from pulumi import automation as auto
 
-from components.ownership import policy_marker
+from components.ownership import marker_line
 from tests.e2e.harness import STACK, Scenario, changes
 from tests.e2e.vault_checks import login, refused
 
 SHELL_TOKEN = "s.shell-token-of-another-environment"
 FOREIGN = 'path "secret/data/ops/*" {\n  capabilities = ["read"]\n}\n'
 OPS_ROLE = {"name": "ops", "boundClaims": {"nomad_namespace": "ops"}, "policy": FOREIGN}
-MARKER = policy_marker("nomad-vault-setup", STACK)
+MARKER = marker_line(f"organization/nomad-vault-setup/{STACK}")
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,16 @@ def test_destroy_leaves_login_entities_that_grant_nothing(scenario: Scenario) ->
     aliases = scenario.vault.list("identity/entity-alias/id")["data"]["key_info"].values()
     assert [alias["mount_accessor"] for alias in aliases] == [accessor]
     assert refused(job.auth.token.lookup_self), "the job's token died with the mount"
+
+
+def test_another_stacks_namespace_is_neither_taken_nor_deleted(scenario: Scenario) -> None:
+    """Tagged by this program, but for another stack: destroying it is not this stack's call."""
+    theirs = {"created-by": "nomad-vault-setup", "stack": "organization/nomad-vault-setup/prod"}
+    scenario.vault.write("sys/namespaces/shared", custom_metadata=theirs)
+    scenario.configure(namespace="shared", manageKvMount=True)
+    message = failure(scenario.up)
+    assert "nomad-vault-setup:namespace: namespace 'shared' already exists" in message
+    assert "stack=organization/nomad-vault-setup/prod" in message
+    scenario.destroy()
+    listed = scenario.vault.list("sys/namespaces")["data"]["keys"]
+    assert "shared/" in listed

@@ -39,7 +39,10 @@ def test_outputs_agree_with_the_server(deployed: Scenario) -> None:
     outputs = deployed.outputs()
     inside = deployed.client(namespace=NS)
     namespace = deployed.vault.read(f"sys/namespaces/{NS}")["data"]
-    assert namespace["custom_metadata"] == {"created-by": "nomad-vault-setup"}
+    assert namespace["custom_metadata"] == {
+        "created-by": "nomad-vault-setup",
+        "stack": "organization/nomad-vault-setup/e2e",
+    }
     assert outputs["namespace"] == NS
 
     assert f"{AUTH}/" not in deployed.vault.sys.list_auth_methods()["data"], "not at the root"

@@ -1,9 +1,12 @@
 """Delivering the agent config under mocks: which commands, with which names, scripts,
 options and connection; and the write script itself, run for real by `sh`."""
 
+import contextlib
 import json
 import os
+import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,8 @@ from components.vault_setup import COMPONENT_TYPE
 from tests.hcl import parse_hcl
 from tests.unit.conftest import resolve
 
-OWNER = "nomad-vault-setup/unit"  # the project and stack the unit runner gives the program
+# The organization, project and stack the unit runner gives the program.
+OWNER = "organization/nomad-vault-setup/unit"
 MARKER = marker_line(OWNER) + "\n"
 LOCAL = "command:local:Command"
 REMOTE = "command:remote:Command"
@@ -150,7 +154,7 @@ def test_each_agent_gets_its_roles_file_over_ssh(run_program, with_secret_key) -
     )
     assert server["create"] == script(write_lines(file))
     assert server["delete"] == script(delete_lines(file))
-    assert f"\nstep=reload\n( {DEFAULT_RELOAD_COMMAND}\n)\n" in server["create"]
+    assert f"\nstep=reload\nsh -c -- '{DEFAULT_RELOAD_COMMAND}'\n" in server["create"]
     connection = server["connection"]["value"]  # the SDK's secret wrapper
     assert connection["host"] == "nomad-1.internal"
     assert (connection["port"], connection["user"], connection["privateKey"]) == (22, "root", KEY)
@@ -161,9 +165,10 @@ def test_each_agent_gets_its_roles_file_over_ssh(run_program, with_secret_key) -
 
     client = agents["nomad-agent-client-1.internal-22/etc/nomad/conf.d/vault.hcl"]
     assert client["stdin"] == MARKER + run.exports["nomad_client_config"]
-    assert "\n( sudo systemctl restart nomad-client\n)\n" in client["create"]
+    reload = "\nsh -c -- 'sudo systemctl restart nomad-client'\n"
+    assert reload in client["create"]
     assert "/etc/nomad/conf.d/vault.hcl.reload-pending" in client["create"]
-    assert "\n( sudo systemctl restart nomad-client\n)\n" in client["delete"]
+    assert reload in client["delete"]
     assert "nomadAgents entry for client-1.internal:22" in client["create"]
 
 
@@ -268,16 +273,27 @@ class Agent:
         return self.dir / "vault.hcl"
 
     @property
+    def backup(self) -> Path:
+        return Path(str(self.path) + BACKUP_SUFFIX)
+
+    @property
+    def pending(self) -> Path:
+        return Path(str(self.path) + PENDING_SUFFIX)
+
+    @property
     def file(self) -> DeliveredFile:
-        reload = f"test -e {self.flag} && echo reloaded >> {self.log}"
+        reload = self.reload_command or f"test -e {self.flag} && echo reloaded >> {self.log}"
         setting = "the configPath of the nomadAgents entry for agent:22"
         return DeliveredFile(
             str(self.path), self.owner, setting, "agent:22", self.replace_existing, reload
         )
 
+    reload_command: str = ""  # "" for the default: `flag` must exist, and each reload is logged
+
     def run(self, script_text: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """Run a script; one that blocks (on a FIFO, say) fails the test instead of hanging."""
         return subprocess.run(
-            [self.shell, "-c", script_text], input=stdin, text=True, capture_output=True
+            [self.shell, "-c", script_text], input=stdin, text=True, capture_output=True, timeout=20
         )
 
     def up(self, text: str = SERVER_TEXT) -> subprocess.CompletedProcess[str]:
@@ -430,19 +446,216 @@ def test_replace_existing_files_keeps_the_original_once_and_destroy_puts_it_back
     assert agent.listing() == ["vault.hcl", backup.name] and agent.reloads() == 1
 
     ok(agent.up(NEW_TEXT))  # ours now: rewritten, and the kept original stays the original
-    assert backup.read_text() == original and agent.reloads() == 2
-    agent.path.write_text("edited by hand\n")  # foreign again: replaced, but kept only once
-    ok(agent.up(NEW_TEXT))
     assert agent.path.read_text() == MARKER + NEW_TEXT
-    assert backup.read_text() == original and agent.reloads() == 3
+    assert backup.read_text() == original and agent.reloads() == 2
 
     result = ok(agent.destroy())
     assert agent.path.read_text() == original
     assert agent.path.stat().st_mode & 0o777 == 0o600
     assert (agent.path.stat().st_uid, agent.path.stat().st_gid) == owner
     assert agent.listing() == ["vault.hcl"], "backup moved back"
-    assert agent.reloads() == 4, "the agent reloads its original config"
+    assert agent.reloads() == 3, "the agent reloads its original config"
     assert result.stderr == ""
+
+
+def assert_backup_refusal(agent: Agent, refused: subprocess.CompletedProcess[str]) -> None:
+    """`up` refused to replace the foreign file because the backup's name is taken, naming
+    both paths and the ways out."""
+    assert refused.returncode != 0
+    said = refused.stderr
+    assert f"refusing to replace {agent.path} on agent:22: " in said
+    assert f"and {agent.backup} already exists" in said
+    assert "nothing was changed" in said and "move away the one to keep" in said
+
+
+def test_a_foreign_file_is_refused_when_an_older_backup_is_already_kept(agent: Agent) -> None:
+    """The operator's current file must not be overwritten unkept, nor the stale backup be
+    what destroy puts back: up refuses, touching neither, until one of them is moved away."""
+    agent.replace_existing = True
+    agent.path.write_text("OPERATOR-CURRENT-FILE\n")
+    agent.backup.write_text("STALE-OLD\n")
+    before = agent.identity()
+
+    assert_backup_refusal(agent, agent.up())
+    assert agent.identity() == before
+    assert agent.backup.read_text() == "STALE-OLD\n"
+    assert agent.listing() == ["vault.hcl", agent.backup.name], "no temp or pending file"
+    assert agent.reloads() == 0
+
+    ok(agent.destroy())  # nothing of ours to remove: both stay
+    assert agent.path.read_text() == "OPERATOR-CURRENT-FILE\n"
+    assert agent.backup.read_text() == "STALE-OLD\n"
+
+    agent.backup.unlink()  # the operator throws the stale one away
+    ok(agent.up())
+    assert agent.backup.read_text() == "OPERATOR-CURRENT-FILE\n"
+    ok(agent.destroy())
+    assert agent.path.read_text() == "OPERATOR-CURRENT-FILE\n"
+    assert agent.listing() == ["vault.hcl"]
+
+
+def test_a_hand_edit_after_a_replacing_up_is_refused_not_lost(agent: Agent) -> None:
+    agent.replace_existing = True
+    agent.path.write_text("original\n")
+    ok(agent.up())
+    agent.path.write_text("edited by hand\n")  # the marker is gone: foreign again
+    before = agent.identity()
+
+    assert_backup_refusal(agent, agent.up(NEW_TEXT))
+    assert agent.identity() == before, "the hand edit is neither overwritten nor lost"
+    assert agent.backup.read_text() == "original\n"
+    assert agent.reloads() == 1
+
+    result = ok(agent.destroy())  # leaves both, and says where the original is
+    assert agent.path.read_text() == "edited by hand\n"
+    assert agent.backup.read_text() == "original\n"
+    assert f"still at {agent.backup}" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["directory", "file", "dangling"])
+def test_a_symlink_at_the_backup_name_is_refused_not_followed(
+    agent: Agent, tmp_path: Path, kind: str
+) -> None:
+    """`-e` follows a link (a link to a directory "exists", so no backup was made; `mv` would
+    move the copy into the directory); a dangling link does not "exist" at all."""
+    elsewhere = tmp_path / "elsewhere"
+    if kind == "directory":
+        elsewhere.mkdir()
+    elif kind == "file":
+        elsewhere.write_text("someone else's\n")
+    agent.backup.symlink_to(elsewhere)
+    agent.replace_existing = True
+    agent.path.write_text("OPERATOR-CURRENT-FILE\n")
+    before = agent.identity()
+
+    assert_backup_refusal(agent, agent.up())
+    assert agent.identity() == before
+    assert agent.backup.is_symlink() and os.readlink(agent.backup) == str(elsewhere)
+    if kind == "directory":
+        assert list(elsewhere.iterdir()) == []
+    if kind == "file":
+        assert elsewhere.read_text() == "someone else's\n"
+    assert agent.listing() == ["vault.hcl", agent.backup.name] and agent.reloads() == 0
+
+
+def release_fifo(path: Path) -> None:
+    """Let a reader that a failing run left blocked on the FIFO at `path` go (it reads EOF)."""
+    with contextlib.suppress(OSError):  # no reader: nothing to release
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def assert_not_regular_refusal(agent: Agent, refused: subprocess.CompletedProcess[str]) -> None:
+    assert refused.returncode != 0
+    said = refused.stderr
+    assert f"refusing to write {agent.path} on agent:22: it is a symbolic link or not a" in said
+    assert "nothing was changed" in said
+    assert "the configPath of the nomadAgents entry for agent:22" in said
+
+
+@pytest.mark.parametrize("replace_existing", [False, True], ids=["refusing", "replacing"])
+@pytest.mark.parametrize("kind", ["link-to-ours", "link-to-directory", "fifo", "directory"])
+def test_a_target_that_is_not_a_regular_file_is_refused_unread(
+    agent: Agent, tmp_path: Path, kind: str, replace_existing: bool
+) -> None:
+    """Not followed (a link, even to a file with our marker, could lead anywhere; with `mv`, a
+    link to a directory would take our file into it) and not read (a FIFO blocks `head`)."""
+    agent.replace_existing = replace_existing
+    elsewhere = tmp_path / "elsewhere"
+    if kind == "link-to-ours":
+        elsewhere.write_text(MARKER + "old\n")
+        agent.path.symlink_to(elsewhere)
+    elif kind == "link-to-directory":
+        elsewhere.mkdir()
+        agent.path.symlink_to(elsewhere)
+    elif kind == "fifo":
+        os.mkfifo(agent.path)
+    else:
+        agent.path.mkdir()
+    try:
+        assert_not_regular_refusal(agent, agent.up())
+    finally:
+        if kind == "fifo":
+            release_fifo(agent.path)
+    assert agent.listing() == ["vault.hcl"], "no temp, pending or backup file"
+    assert agent.reloads() == 0
+    if kind.startswith("link"):
+        assert agent.path.is_symlink() and os.readlink(agent.path) == str(elsewhere)
+    if kind == "link-to-ours":
+        assert elsewhere.read_text() == MARKER + "old\n"
+    if kind == "link-to-directory":
+        assert list(elsewhere.iterdir()) == []
+
+
+def test_destroy_leaves_a_symlink_at_either_name_and_says_so(agent: Agent, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text(MARKER + SERVER_TEXT)  # even one holding our text
+    agent.path.symlink_to(elsewhere)
+    result = ok(agent.destroy())
+    assert agent.path.is_symlink() and elsewhere.read_text() == MARKER + SERVER_TEXT
+    assert f"left {agent.path} on agent:22 as it is: it is a symbolic link" in result.stderr
+
+    agent.path.unlink()
+    ok(agent.up())  # ours again; then something puts a link at the backup's name
+    agent.backup.symlink_to(elsewhere)
+    result = ok(agent.destroy())
+    assert not agent.path.exists(), "ours is removed"
+    assert agent.backup.is_symlink(), "but the link is not put back in its place"
+    assert f"left {agent.backup} as it is: it is a symbolic link" in result.stderr
+
+
+def test_a_symlink_at_the_pending_name_is_not_written_through(agent: Agent, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    agent.pending.symlink_to(victim)
+    ok(agent.up())
+    assert victim.read_text() == "precious\n"
+    assert agent.listing() == ["vault.hcl"] and agent.reloads() == 1
+
+
+def test_a_reload_command_that_is_not_valid_shell_fails_alone_and_is_retried(
+    agent: Agent,
+) -> None:
+    """Its `)` neither closes a subshell of the script nor runs half of the command: `sh`
+    rejects the command as a whole, the reload fails, and the script's own steps hold (the
+    file is written, the reload stays pending, the next run retries it)."""
+    agent.reload_command = f"echo reloaded >> {shlex.quote(str(agent.log))} )"
+    failed = agent.up()
+    assert failed.returncode != 0
+    assert "syntax error" in failed.stderr.lower()
+    assert f"is written, but its reload command failed: {agent.reload_command} --" in failed.stderr
+    assert agent.reloads() == 0, "no part of the broken command ran"
+    assert agent.path.read_text() == MARKER + SERVER_TEXT
+    assert agent.listing() == ["vault.hcl", agent.pending.name]
+
+    agent.reload_command = ""  # the operator fixes it: the same text, the reload runs now
+    ok(agent.up())
+    assert agent.reloads() == 1 and agent.listing() == ["vault.hcl"]
+
+
+@pytest.mark.parametrize(
+    ("command", "succeeds"),
+    [
+        ("false ) || ( true", False),  # would close the script's subshell and open another
+        ("exit 0", True),  # leaves only its own shell: the script goes on
+        ("cd / && exit 3", False),
+    ],
+)
+def test_a_reload_command_cannot_change_the_script_around_it(
+    agent: Agent, command: str, succeeds: bool
+) -> None:
+    agent.reload_command = command
+    result = agent.up()
+    assert (result.returncode == 0) is succeeds, result.stderr
+    assert agent.path.read_text() == MARKER + SERVER_TEXT
+    pending = [] if succeeds else [agent.pending.name]
+    assert agent.listing() == ["vault.hcl", *pending]
+
+
+def test_a_reload_command_reaches_sh_exactly_as_written(agent: Agent) -> None:
+    log = shlex.quote(str(agent.log))
+    agent.reload_command = f"""printf '%s|%s\\n' "it's" '$HOME "x"' >> {log} # a comment"""
+    ok(agent.up())
+    assert agent.log.read_text() == 'it\'s|$HOME "x"\n'
 
 
 def test_destroy_removes_our_file_and_a_pending_reload(agent: Agent) -> None:
@@ -504,9 +717,96 @@ def test_local_file_problems_name_each_foreign_file_and_the_settings(tmp_path: P
 def test_local_file_problems_default_to_this_programs_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pulumi, "get_organization", lambda: "organization")
     monkeypatch.setattr(pulumi, "get_project", lambda: "nomad-vault-setup")
     monkeypatch.setattr(pulumi, "get_stack", lambda: "unit")
     (tmp_path / "vault-server.hcl").write_text(MARKER)
-    (tmp_path / "vault-client.hcl").write_text(marker_line("nomad-vault-setup/prod") + "\n")
+    (tmp_path / "vault-client.hcl").write_text(
+        marker_line("organization/nomad-vault-setup/prod") + "\n"
+    )
     (problem,) = local_file_problems(settings_for(tmp_path))
     assert "vault-client.hcl" in problem
+
+
+# local_file_problems in a child process, for what may block it or read without end: a
+# timeout stops a hang and a memory limit an endless read, so such a bug fails the test.
+_CHILD = """
+import json, resource, sys
+from components.delivery import local_file_problems
+from components.settings import Settings
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+settings = Settings.model_validate(json.loads(sys.argv[1]))
+print(json.dumps(local_file_problems(settings, sys.argv[2])))
+"""
+
+
+def problems_in_a_child(directory: Path, **more: Any) -> list[str]:
+    config = {"nomadConfigDir": str(directory), "nomadVaultAddress": "https://vault.test:8200"}
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(config | more), OWNER],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("replace_existing", [False, True], ids=["refusing", "replacing"])
+def test_local_file_problems_neither_block_nor_follow_a_special_file(
+    tmp_path: Path, replace_existing: bool
+) -> None:
+    """A FIFO (opening it for reading blocks) and a link to /dev/zero (it never ends) are
+    reported, unread, as what `up` refuses: no regular file."""
+    os.mkfifo(tmp_path / "vault-server.hcl")
+    (tmp_path / "vault-client.hcl").symlink_to("/dev/zero")
+    try:
+        problems = problems_in_a_child(tmp_path, replaceExistingFiles=replace_existing)
+    finally:
+        release_fifo(tmp_path / "vault-server.hcl")
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        f"{tmp_path}/{name} is not a regular file (a symbolic link, directory, FIFO or device):"
+        " pulumi up reads and replaces only regular files, so it would refuse it. Remove it, or"
+        " choose another directory."
+        for name in ("vault-server.hcl", "vault-client.hcl")
+    ]
+
+
+def test_local_file_problems_do_not_follow_a_link_to_a_file_of_ours(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.hcl"
+    elsewhere.write_text(MARKER + SERVER_TEXT)
+    directory = tmp_path / "nomad.d"
+    directory.mkdir()
+    (directory / "vault-server.hcl").symlink_to(elsewhere)
+    (directory / "vault-client.hcl").mkdir()
+    problems = local_file_problems(settings_for(directory), OWNER)
+    assert len(problems) == 2
+    assert all("is not a regular file" in problem for problem in problems)
+
+
+def test_local_file_problems_read_only_the_start_of_a_file(tmp_path: Path) -> None:
+    """A huge file without a newline (sparse: it takes no space) is judged by its start."""
+    with open(tmp_path / "vault-server.hcl", "wb") as huge:
+        huge.truncate(1 << 34)
+    (problem,) = problems_in_a_child(tmp_path)
+    assert f"{tmp_path}/vault-server.hcl already exists and does not start with" in problem
+
+
+def test_local_file_problems_with_replace_existing_files_name_a_taken_backup(
+    tmp_path: Path,
+) -> None:
+    replacing = settings_for(tmp_path, replaceExistingFiles=True)
+    server, client = tmp_path / "vault-server.hcl", tmp_path / "vault-client.hcl"
+    server.write_text("OPERATOR-CURRENT-FILE\n")
+    client.write_text(MARKER + "vault {}\n")
+    assert local_file_problems(replacing, OWNER) == [], "a foreign file is kept: no problem"
+
+    Path(str(client) + BACKUP_SUFFIX).write_text("kept\n")
+    assert local_file_problems(replacing, OWNER) == [], "ours, with its backup: as it should be"
+    Path(str(server) + BACKUP_SUFFIX).symlink_to(tmp_path / "nowhere")  # even a dangling link
+    (problem,) = local_file_problems(replacing, OWNER)
+    assert f"{server} already exists and does not start with" in problem
+    assert f"and {server}{BACKUP_SUFFIX} exists too" in problem
+    assert "pulumi up would refuse" in problem
+    assert server.read_text() == "OPERATOR-CURRENT-FILE\n"

@@ -6,16 +6,19 @@ from components.ownership import (
     foreign_namespace_problem,
     foreign_policy_problem,
     marked,
-    policy_marker,
+    marker_line,
+    namespace_metadata,
 )
 from components.policy import render_workload_policy
 from components.preflight import PreflightError
 from components.server_kind import VaultServer
-from tests.unit.conftest import MOCK_ACCESSOR
+from tests.unit.conftest import MOCK_ACCESSOR, ON_OPENBAO
 
 NAMESPACE = "vault:index/namespace:Namespace"
 POLICY = "vault:index/policy:Policy"
-MARKER = policy_marker("nomad-vault-setup", "unit")
+OWNER = "organization/nomad-vault-setup/unit"
+MARKER = marker_line(OWNER)
+OURS = namespace_metadata(OWNER)
 ROLE = '[{"name": "db", "boundClaims": {"nomad_namespace": "prod"}, "policy": "path \\"x\\" {}"}]'
 
 
@@ -28,23 +31,34 @@ def test_an_existing_namespace_not_tagged_as_ours_is_refused(run_program) -> Non
 
 
 def test_our_own_namespace_and_unrelated_ones_are_fine(run_program) -> None:
-    existing = {"nomad": {"created-by": "nomad-vault-setup"}, "team": {}}
+    existing = {"nomad": OURS, "team": {}}
     run = run_program({"namespace": "nomad"}, existing_namespaces=existing)
     assert run.one(NAMESPACE).inputs["path"] == "nomad"
+    assert run.one(NAMESPACE).inputs["customMetadata"] == OURS
+
+
+def test_another_stacks_namespace_is_refused(run_program) -> None:
+    """Tagged by this program, but for another stack: its destroy is not ours to run."""
+    theirs = {"nomad": namespace_metadata("organization/nomad-vault-setup/prod")}
+    with pytest.raises(PreflightError, match="custom metadata: created-by=nomad-vault-setup, "):
+        run_program({"namespace": "nomad"}, existing_namespaces=theirs)
+    assert run_program.registered == []
 
 
 @pytest.mark.parametrize(
-    ("existing", "metadata", "refused"),
+    ("metadata", "managed", "refused"),
     [
-        ([], None, False),
-        (["other/"], None, False),
-        (["nomad/"], {"created-by": "nomad-vault-setup"}, False),
-        (["nomad/"], {"created-by": "nomad-setup"}, True),
-        (["nomad"], {}, True),
+        (OURS, False, False),
+        ({"created-by": "nomad-vault-setup"}, True, False),  # an earlier release's, recorded
+        ({"created-by": "nomad-vault-setup"}, False, True),  # an earlier release's, not ours
+        (namespace_metadata("organization/nomad-vault-setup/prod"), True, True),
+        ({"created-by": "nomad-setup"}, True, True),
+        ({}, False, True),
+        (None, False, True),
     ],
 )
-def test_foreign_namespace_problem(existing, metadata, refused) -> None:
-    problem = foreign_namespace_problem("nomad", "namespace", existing, metadata)
+def test_foreign_namespace_problem(metadata, managed, refused) -> None:
+    problem = foreign_namespace_problem("nomad", "namespace", metadata, OWNER, managed)
     assert (problem is not None) == refused
 
 
@@ -82,7 +96,7 @@ def test_policies_this_stack_wrote_are_its_own(run_program) -> None:
         {"roles": ROLE},
         existing_policies={
             "nomad-workloads": legacy,  # an earlier release's, on the stack's own mount
-            "nomad-workloads-db": marked('path "old" {}', MARKER),
+            "nomad-workloads-db": marked('path "old" {}', OWNER),
         },
         existing_auth_mounts={"jwt-nomad": MOCK_ACCESSOR},
     )
@@ -110,14 +124,22 @@ def test_every_policy_is_written_with_its_owners_marker(run_program) -> None:
     [
         (None, False),
         (MARKER + '\npath "a" {}', False),
-        ('path "a" {}\n' + MARKER, False),
-        (policy_marker("nomad-vault-setup", "staging") + '\npath "a" {}', True),
+        ('path "a" {}\n' + MARKER, True),  # the marker counts as the first line only
+        ('path "a" {}\u2028' + MARKER, True),
+        (marker_line("organization/nomad-vault-setup/staging") + '\npath "a" {}', True),
+        (marker_line("acme/nomad-vault-setup/unit") + '\npath "a" {}', True),
         ('path "a" {}', True),
         ("", True),
     ],
 )
 def test_foreign_policy_problem(live, refused) -> None:
-    assert (foreign_policy_problem("p", "policyName", live, MARKER) is not None) == refused
+    assert (foreign_policy_problem("p", "policyName", live, OWNER) is not None) == refused
+
+
+def test_a_managed_policy_that_names_another_stack_is_still_refused() -> None:
+    theirs = marker_line("organization/nomad-vault-setup/prod") + '\npath "a" {}'
+    assert foreign_policy_problem("p", "policyName", theirs, OWNER, managed=True)
+    assert foreign_policy_problem("p", "policyName", 'path "a" {}', OWNER, managed=True) is None
 
 
 def test_an_inline_policy_with_the_configured_text_but_no_marker_is_not_ours(run_program):
@@ -160,17 +182,43 @@ def test_a_policy_the_last_update_managed_is_repaired_whatever_its_text(
         name: 'path "sys/*" { capabilities = ["read"] }'
         for name in ("nomad-workloads", "nomad-workloads-east")
     }
-    run = run_program(config, existing_policies=drifted, previous_outputs=outputs)
+    run = run_program(
+        config, existing_policies=drifted, previous_outputs=outputs | {"vault_server": ON_OPENBAO}
+    )
     assert run.of_type(POLICY)
+
+
+def test_outputs_recorded_on_another_server_are_not_trusted(run_program) -> None:
+    drifted = {"nomad-workloads": 'path "sys/*" { capabilities = ["read"] }'}
+    outputs = {"vault_policies": ["nomad-workloads"], "namespace": ""}
+    for elsewhere in (
+        None,  # an earlier release recorded no server
+        {"cluster_id": "another-cluster", "namespace": ""},
+        {"cluster_id": "cluster-unit", "namespace": "org"},
+    ):
+        with pytest.raises(PreflightError, match="policy 'nomad-workloads' already exists"):
+            run_program(
+                {},
+                existing_policies=drifted,
+                previous_outputs=outputs | {"vault_server": elsewhere},
+            )
+
+
+def test_the_server_a_run_applied_to_is_an_output(run_program) -> None:
+    assert run_program().exports["vault_server"] == ON_OPENBAO
 
 
 def test_a_policy_managed_in_another_namespace_is_not_this_ones(run_program) -> None:
     with pytest.raises(PreflightError, match="policy 'nomad-workloads' already exists"):
         run_program(
             {"namespace": "nomad"},
-            existing_namespaces={"nomad": {"created-by": "nomad-vault-setup"}},
+            existing_namespaces={"nomad": OURS},
             existing_policies={"nomad-workloads": 'path "x" {}'},
-            previous_outputs={"vault_policies": ["nomad-workloads"], "namespace": ""},
+            previous_outputs={
+                "vault_policies": ["nomad-workloads"],
+                "namespace": "",
+                "vault_server": ON_OPENBAO,
+            },
         )
 
 

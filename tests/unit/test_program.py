@@ -8,7 +8,7 @@ from components import ConfigError, NomadVaultSetup, parse_settings
 from components.vault_setup import COMPONENT_TYPE
 from tests.hcl import parse_hcl
 from tests.keys import CERTIFICATE_PEM
-from tests.unit.conftest import MOCK_ACCESSOR
+from tests.unit.conftest import MOCK_ACCESSOR, ON_OPENBAO
 
 NAMESPACE = "vault:index/namespace:Namespace"
 BACKEND = "vault:jwt/authBackend:AuthBackend"
@@ -93,7 +93,10 @@ def test_namespace_and_custom_config_reach_every_resource(run_program, tmp_path)
 
     assert run.one(NAMESPACE).inputs == {
         "path": "nomad",
-        "customMetadata": {"created-by": "nomad-vault-setup"},
+        "customMetadata": {
+            "created-by": "nomad-vault-setup",
+            "stack": "organization/nomad-vault-setup/unit",
+        },
     }
     for typ in (BACKEND, POLICY, ROLE):
         assert run.one(typ).inputs["namespace"] == "nomad", typ
@@ -167,6 +170,7 @@ def test_outputs_for_the_default_config(run_program) -> None:
             "policy",
             "kv_mount",
             "vault_policies",
+            "vault_server",
         ]
     )
     assert exports["kv_mount"] == "secret"
@@ -300,6 +304,7 @@ def test_each_cluster_is_a_component_and_a_shared_namespace_is_created_once(run_
 
 def test_with_clusters_every_output_is_a_map_by_cluster(run_program) -> None:
     exports = run_program({"clusters": CLUSTERS}).exports
+    assert exports.pop("vault_server") == ON_OPENBAO, "one server for the stack"
     for name, value in exports.items():
         assert sorted(value) == ["east", "edge", "west"], name
     assert exports["auth_path"] == {

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
+from devtools import promote
 from devtools.promote import (
     Promotion,
     PromotionRefused,
@@ -251,11 +252,19 @@ class ConfiguredStack:
 
 
 def test_the_token_check_reads_the_stacks_whole_config() -> None:
-    check_token_binding(ConfiguredStack("staging", config(ADDRESS, "s.staging-token")))
+    check_token_binding(ConfiguredStack("staging", config(ADDRESS, "s.staging-token")), {})
     with pytest.raises(PromotionRefused, match="stack staging: vault:token: set but empty"):
-        check_token_binding(ConfiguredStack("staging", config(ADDRESS, "")))
+        check_token_binding(ConfiguredStack("staging", config(ADDRESS, "")), {})
     with pytest.raises(PromotionRefused, match="stored in plain text"):
-        check_token_binding(ConfiguredStack("staging", config(ADDRESS, "s.x", secret=False)))
+        check_token_binding(ConfiguredStack("staging", config(ADDRESS, "s.x", secret=False)), {})
+
+
+@pytest.mark.parametrize("variable", ["VAULT_NAMESPACE", "VAULT_SKIP_VERIFY"])
+def test_shell_settings_that_redirect_a_stacks_token_are_refused(variable: str) -> None:
+    stack = ConfiguredStack("staging", config(ADDRESS, "s.staging-token"))
+    with pytest.raises(PromotionRefused, match=f"{variable}: set in the shell"):
+        check_token_binding(stack, {variable: "true"})
+    check_token_binding(stack, {variable: "false" if variable == "VAULT_SKIP_VERIFY" else ""})
 
 
 def test_git_ls_files_flags_are_read() -> None:
@@ -300,6 +309,10 @@ class PlannedStack:
     def __init__(self, up_output: str | None = None) -> None:
         self.up_output = up_output
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.config = {"vault:address": auto.ConfigValue(ADDRESS)}
+
+    def get_all_config(self) -> dict[str, auto.ConfigValue]:
+        return self.config
 
     def preview(self, **options: Any) -> Any:
         self.calls.append(("preview", options))
@@ -330,20 +343,43 @@ RECORDED_UP_OUTPUT = (
 )
 
 
-def test_the_up_is_bound_to_the_plan_of_the_checked_preview(tmp_path: Path) -> None:
+@pytest.fixture
+def committed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project at one commit with a clean tree (what promotion checked first)."""
+    monkeypatch.setattr(promote, "head_commit", lambda _project: "c0ffee")
+    monkeypatch.setattr(promote, "working_tree_changes", lambda _project: [])
+
+
+def test_the_up_is_bound_to_the_plan_of_the_checked_preview(tmp_path: Path, committed) -> None:
     promotion = Promotion(tmp_path, "dev", "staging", {}, {}, say=lambda _: None)
     stack, plan = PlannedStack(), tmp_path / "plan.json"
+    checked = promotion._fingerprint(stack)
     promotion._check_target(stack, plan)
-    assert promotion._apply(stack, plan, "promote") == "applied"
+    assert promotion._apply(stack, plan, "promote", checked) == "applied"
     (_, previewed), (_, applied) = stack.calls
     assert previewed["plan"] == str(plan) and previewed["refresh"] is True
     assert applied["plan"] == str(plan) and applied["plan exists"]
 
 
-def test_an_up_outside_the_plan_is_refused_and_each_refused_step_named(tmp_path: Path) -> None:
+def test_a_configuration_changed_after_the_preview_is_not_applied(tmp_path, committed) -> None:
+    """A plan accepts any value the preview could not know (the policy of a mount still to be
+    created), so the configuration itself must still be the previewed one."""
+    promotion = Promotion(tmp_path, "dev", "staging", {}, {}, say=lambda _: None)
+    stack = PlannedStack()
+    checked = promotion._fingerprint(stack)
+    stack.config = stack.config | {"nomad-vault-setup:kvMount": auto.ConfigValue("other-kv")}
+    with pytest.raises(PromotionRefused, match=r"changed after its checked preview.*nothing was"):
+        promotion._apply(stack, tmp_path / "p", "m", checked)
+    assert stack.calls == [], "no up ran"
+
+
+def test_an_up_outside_the_plan_is_refused_and_each_refused_step_named(
+    tmp_path: Path, committed
+) -> None:
     promotion = Promotion(tmp_path, "dev", "staging", {}, {})
+    stack = PlannedStack(RECORDED_UP_OUTPUT)
     with pytest.raises(PromotionRefused) as refusal:
-        promotion._apply(PlannedStack(RECORDED_UP_OUTPUT), tmp_path / "p", "m")
+        promotion._apply(stack, tmp_path / "p", "m", promotion._fingerprint(stack))
     assert "staging changed after its checked preview" in str(refusal.value)
     assert plan_violations(RECORDED_UP_OUTPUT) == [
         f"{AUTH} nomad-auth: properties changed: =~path[{{jwt-nomad-unchecked}}]",
@@ -351,5 +387,6 @@ def test_an_up_outside_the_plan_is_refused_and_each_refused_step_named(tmp_path:
         "for this resource",
         "delete is not allowed by the plan: this resource is constrained to same",
     ]
+    failing = PlannedStack("error: 400 error checking jwks URL")
     with pytest.raises(auto.CommandError, match="400 error checking jwks URL"):
-        promotion._apply(PlannedStack("error: 400 error checking jwks URL"), tmp_path, "m")
+        promotion._apply(failing, tmp_path, "m", promotion._fingerprint(failing))

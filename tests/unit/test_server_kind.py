@@ -158,6 +158,7 @@ OPENBAO_2_7_2 = {
     "cluster_name": "vault-cluster-c79328ab",
     "cluster_id": "248002cd-7574-7195-31e7-c21b1111f5ba",
 }
+CLUSTER = OPENBAO_2_7_2["cluster_id"]
 OPENBAO_2_5 = OPENBAO_2_7_2 | {"performance_standby": False, "version": "2.5.5"}
 VAULT_1_14 = OPENBAO_2_5 | {"version": "1.14.10", "last_wal": 31}
 VAULT_1_21_ENT = VAULT_1_14 | {
@@ -172,12 +173,13 @@ VAULT_2_CE = VAULT_1_21_ENT | {"version": "2.0.1", "enterprise": False}
 @pytest.mark.parametrize(
     ("health", "expected"),
     [
-        (OPENBAO_2_7_2, VaultServer("openbao", "2.7.2")),
-        (OPENBAO_2_5, VaultServer("openbao", "2.5.5")),
-        (VAULT_1_14, VaultServer("vault", "1.14.10")),
-        (VAULT_1_21_ENT, VaultServer("vault", "1.21.6+ent")),
-        (VAULT_2_CE, VaultServer("vault", "2.0.1")),  # Vault 2.x: told apart by `enterprise`
-        (OPENBAO_2_7_2 | {"version": "main"}, VaultServer("unknown", "main")),
+        (OPENBAO_2_7_2, VaultServer("openbao", "2.7.2", CLUSTER)),
+        (OPENBAO_2_5, VaultServer("openbao", "2.5.5", CLUSTER)),
+        (VAULT_1_14, VaultServer("vault", "1.14.10", CLUSTER)),
+        (VAULT_1_21_ENT, VaultServer("vault", "1.21.6+ent", CLUSTER)),
+        # Vault 2.x: told apart by `enterprise`
+        (VAULT_2_CE, VaultServer("vault", "2.0.1", CLUSTER)),
+        (OPENBAO_2_7_2 | {"version": "main"}, VaultServer("unknown", "main", CLUSTER)),
         ({"initialized": True, "sealed": False}, VaultServer("unknown", "")),
     ],
 )
@@ -245,7 +247,7 @@ def test_probe_tells_a_vault_standby_from_its_health_answer_without_a_token(
     vault_stub: Stub,
 ) -> None:
     server = probe_server(vault_stub.address + "/")
-    assert server == VaultServer("vault", "1.21.6+ent")
+    assert server == VaultServer("vault", "1.21.6+ent", CLUSTER)
     ((path, headers),) = vault_stub.requests
     assert urlsplit(path).path == "/v1/sys/health"
     query = parse_qs(urlsplit(path).query)
@@ -261,7 +263,7 @@ def test_probe_reads_the_body_of_a_non_200_health_answer() -> None:
     sealed = VAULT_1_14 | {"sealed": True}
     answer = (503, json.dumps(sealed).encode(), {"Content-Type": "application/json"})
     for stub in serve(Stub(lambda path: answer)):
-        assert probe_server(stub.address) == VaultServer("vault", "1.14.10")
+        assert probe_server(stub.address) == VaultServer("vault", "1.14.10", CLUSTER)
 
 
 @pytest.mark.parametrize(
@@ -312,6 +314,6 @@ def test_probe_over_tls_trusts_the_given_ca_and_nothing_else_unless_told(
         with pytest.raises(ServerProbeError, match="CERTIFICATE_VERIFY_FAILED") as refused:
             probe_server(stub.address)
         assert stub.address in str(refused.value)
-        expected = VaultServer("vault", "1.21.6+ent")
+        expected = VaultServer("vault", "1.21.6+ent", CLUSTER)
         assert probe_server(stub.address, ca_cert_file=str(cert_file)) == expected
         assert probe_server(stub.address, skip_tls_verify=True) == expected

@@ -273,12 +273,13 @@ def test_each_bad_role_is_named(entry: dict, key: str, says: str) -> None:
 
 
 def test_a_valid_role_is_parsed() -> None:
+    policy = 'path "db/creds/x" { capabilities = ["read"] }'
     entry = role(
-        boundClaims={"nomad_namespace": ["prod", "staging-*"]}, policy="path ...", tokenPeriod="5m"
+        boundClaims={"nomad_namespace": ["prod", "staging-*"]}, policy=policy, tokenPeriod="5m"
     )
     (parsed,) = single(ADDRESS | {"roles": json.dumps([entry])}).roles
     assert parsed.bound_claims == {"nomad_namespace": ("prod", "staging-*")}
-    assert (parsed.policies, parsed.policy, parsed.token_period) == (("db",), "path ...", 300)
+    assert (parsed.policies, parsed.policy, parsed.token_period) == (("db",), policy, 300)
 
 
 def test_identity_claim_is_unique_id_or_job_id() -> None:
@@ -805,3 +806,58 @@ def test_accepted_job_id_risks_are_glob_or_slash() -> None:
     assert parse_settings(ADDRESS).accepted_job_id_risks == ()
     (line,) = error_lines(ADDRESS | {"acceptJobIdRisks": '["star"]'})
     assert "nomad-vault-setup:acceptJobIdRisks" in line and "glob, slash" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "setting"),
+    [
+        ("VAULT_NAMESPACE", "team", "vault:namespace"),
+        ("VAULT_SKIP_VERIFY", "1", "vault:skipTlsVerify"),
+    ],
+)
+def test_shell_settings_do_not_redirect_a_stack_other_than_dev(
+    stack_config, monkeypatch, variable, value, setting
+) -> None:
+    monkeypatch.setenv(variable, value)
+    config = {"vault:address": "https://vault.prod.example:8200", "vault:token": "t"}
+    stack_config(config)
+    with pytest.raises(ConfigError, match=f"  - {variable}: set in the shell.*{setting}"):
+        load_settings()
+    stack_config(config | {setting: value})
+    assert load_settings().provider.stack == "prod"
+
+
+def test_the_dev_stack_runs_on_its_shells_vault_settings(stack_config, monkeypatch) -> None:
+    for variable, value in {"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_NAMESPACE": "t"}.items():
+        monkeypatch.setenv(variable, value)
+    stack_config({}, stack="dev")
+    assert load_settings().provider.namespace == "t"
+
+
+@pytest.mark.parametrize(
+    ("policy", "says"),
+    [
+        ('path "x" { capabilities = [', "is not valid HCL"),
+        ("foo = 1", "blocks and nothing else"),
+        ('\ufeff{"path": {}}', "byte order mark"),
+        ('{"path": {"x": {"capabilities": ["read"]}}}', "HCL, not JSON"),
+        ('path "x" {}\x00', "control characters"),
+    ],
+)
+def test_an_inline_policy_vault_would_refuse_is_refused_first(policy: str, says: str) -> None:
+    lines = error_lines(ADDRESS | {"roles": json.dumps([role(policy=policy)])})
+    assert any("roles[0].policy" in line and says in line for line in lines), lines
+
+
+def test_provider_keys_are_not_cluster_settings() -> None:
+    entry = {"name": "a", "vault:namespace": "evil"}
+    (line,) = error_lines(ADDRESS | {"clusters": json.dumps([entry])})
+    assert "clusters[0].vault:namespace: unknown setting" in line
+
+
+def test_padded_durations_and_empty_namespace_segments_are_refused(stack_config, monkeypatch):
+    assert "positive duration" in error_lines(ADDRESS | {"tokenPeriod": " 30m "})[0]
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    stack_config({"vault:namespace": "org//x"}, stack="dev")
+    with pytest.raises(ConfigError, match=r"vault:namespace = 'org//x': .*empty segments"):
+        load_settings()
