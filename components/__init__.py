@@ -3,16 +3,20 @@
 The public surface: load and validate the stack's settings, build the component(s).
 """
 
-from .settings import ConfigError, Settings, StackSettings, load_settings, parse_settings
+from .agent_config import AgentConfig, AgentConfigArgs
+from .config import ClusterSettings, ConfigError, StackSettings, load_stack, parse_settings
 from .stack import deploy
-from .vault_setup import NomadVaultSetup
+from .vault_setup import NomadVaultSetup, NomadVaultSetupArgs
 
 __all__ = [
+    "AgentConfig",
+    "AgentConfigArgs",
+    "ClusterSettings",
     "ConfigError",
     "NomadVaultSetup",
-    "Settings",
+    "NomadVaultSetupArgs",
     "StackSettings",
     "deploy",
-    "load_settings",
+    "load_stack",
     "parse_settings",
 ]

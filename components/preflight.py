@@ -22,11 +22,11 @@ import pulumi
 import pulumi_vault as vault
 from pulumi.runtime.sync_await import _sync_await
 
-from .delivery import local_file_problems
+from .agent_config import local_file_problems
+from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
 from .ownership import foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
-from .settings import CLUSTER_KEY, PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
 
 # The stack outputs that record what the stack's last update managed, and where.
 RECORD_OUTPUTS = ("vault_server", "vault_policies", "policy_name", "namespace")
@@ -69,11 +69,6 @@ def previous_outputs(provider: ProviderContext) -> dict[str, Any]:
     """
     reference = pulumi.StackReference(provider.owner)
     return {name: _sync_await(reference.get_output_details(name)).value for name in RECORD_OUTPUTS}
-
-
-def _setting(cluster: Cluster, key: str) -> str:
-    scope = f"{CLUSTER_KEY}[{cluster.name}]." if cluster.name else ""
-    return f"{PROJECT}:{scope}{key}"
 
 
 def _for_cluster(record: Mapping[str, Any], name: str, cluster: str) -> Any:
@@ -124,11 +119,11 @@ def _policies(cluster: Cluster, managed: set[str]) -> list[LivePolicy]:
     """Every policy the cluster writes."""
     settings = cluster.settings
     name = settings.policy_name
-    policies = [LivePolicy(name, _setting(cluster, "policyName"), name in managed, True)]
+    policies = [LivePolicy(name, cluster.setting("policyName"), name in managed, True)]
     for index, role in enumerate(settings.roles):
         if role.policy:
             name = settings.inline_policy_name(role)
-            setting = _setting(cluster, f"roles[{index}].policy")
+            setting = cluster.setting(f"roles[{index}].policy")
             policies.append(LivePolicy(name, setting, name in managed, False))
     return policies
 
@@ -154,14 +149,14 @@ def _namespace_problems(
     try:
         existing = {path.strip("/") for path in vault.get_namespaces().paths or []}
     except Exception as error:  # a failed invoke
-        return [f"{_setting(stack.clusters[0], 'namespace')}: {_why('list', '', error)}"], set()
+        return [f"{stack.clusters[0].setting('namespace')}: {_why('list', '', error)}"], set()
     problems, ours = [], set()
     for path, clusters in wanted.items():
         if path not in existing:
             continue
         managed = any(_for_cluster(record, "namespace", c.name) == path for c in clusters)
         metadata = vault.get_namespace(path=path).custom_metadata
-        setting = _setting(clusters[0], "namespace")
+        setting = clusters[0].setting("namespace")
         problem = foreign_namespace_problem(path, setting, metadata, owner, managed)
         if problem:
             problems.append(problem)

@@ -1,61 +1,145 @@
-"""A whole stack: one component per Nomad cluster, and the stack outputs.
+"""A whole stack, one path for one Nomad cluster or many: namespaces, clusters, outputs.
 
-A stack without `clusters` is one component named `nomad` whose outputs are plain values, as
-it always was. With `clusters`, each cluster is a component `nomad-<name>`, every output is a
-map keyed by cluster name, and each namespace is created once, outside the components, under a
-name of its own: adding or removing a cluster then never moves (so never replaces) a namespace
-that other clusters live in.
+Each namespace is created once, at stack level, as `namespace-<path>`: clusters share it, and
+adding or removing a cluster never moves (so never replaces) one that others live in. Each
+cluster is a `NomadVaultSetup` component, `nomad` for a stack without `clusters` and
+`nomad-<name>` with them, and its agent config is delivered by an `AgentConfig` component of
+the same name beneath it.
 
-Each cluster's agent config is then delivered (files, agents over SSH) as children of its
-component; the SSH key becomes a secret Output here, before any resource can see it.
+Where earlier layouts registered a resource elsewhere, a Pulumi alias maps the old name, so an
+upgraded stack, or a single-cluster stack written as the first entry of `clusters`, changes
+nothing in Vault (the accessor of a re-created mount would change, and break every job):
+- the namespace of a single-cluster stack was `nomad-namespace`, a child of the component;
+- delivered files were children of the cluster component, not of an AgentConfig;
+- the first entry of `clusters` takes over the single-cluster names (`nomad`, `nomad-auth`,
+  ...), which match no state once it has.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pulumi_vault as vault
 
-from .delivery import deliver_agent_config
+from .agent_config import AgentConfig, AgentConfigArgs
+from .config import Cluster, StackSettings
+from .ownership import namespace_metadata, stack_owner
 from .preflight import check_live_server
-from .settings import StackSettings
-from .vault_setup import NomadVaultSetup, namespace_resource
+from .resource_types import CLUSTER_COMPONENT
+from .vault_setup import NomadVaultSetup, NomadVaultSetupArgs
+
+# The component name of a stack without `clusters`.
+SINGLE = "nomad"
+
+
+def component_name(cluster: Cluster) -> str:
+    return f"{SINGLE}-{cluster.name}" if cluster.name else SINGLE
 
 
 def deploy(stack: StackSettings) -> dict[str, Any]:
-    """Register every cluster's resources; return the stack outputs by name.
-
-    First, with the engine's provider context, the live server is checked: nothing is
-    registered for a stack that would take over objects it does not own.
-    """
-    record = check_live_server(stack, stack.provider) if stack.provider is not None else None
-    outputs = _deploy(stack)
-    if record is not None:
-        # Where the objects live: the next run trusts its outputs only on this same server.
-        outputs["vault_server"] = record
-    return outputs
-
-
-def _deploy(stack: StackSettings) -> dict[str, Any]:
+    """Check the live server, register every resource; return the stack outputs by name."""
+    record = check_live_server(stack, stack.provider)
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
-    if not stack.multi_cluster:
-        settings = stack.clusters[0].settings
-        component = NomadVaultSetup("nomad", settings)
-        deliver_agent_config("nomad", settings, component, private_key)
-        return component.outputs()
-
-    namespaces: dict[str, vault.Namespace] = {}
-    for path in dict.fromkeys(c.settings.namespace for c in stack.clusters if c.settings.namespace):
-        protect = any(c.settings.protect for c in stack.clusters if c.settings.namespace == path)
-        namespaces[path] = namespace_resource(f"namespace-{path}", path, protect)
-
-    outputs: dict[str, dict[str, pulumi.Output[str]]] = {}
-    for cluster in stack.clusters:
-        name = f"nomad-{cluster.name}"
-        component = NomadVaultSetup(
-            name, cluster.settings, namespace=namespaces.get(cluster.settings.namespace)
+    namespaces = _namespaces(stack)
+    per_cluster: dict[str, dict[str, pulumi.Output]] = {}
+    for index, cluster in enumerate(stack.clusters):
+        takes_over_single = index == 0 and bool(cluster.name)
+        per_cluster[cluster.name] = _cluster(
+            stack,
+            cluster,
+            namespaces.get(cluster.settings.namespace),
+            private_key,
+            takes_over_single,
         )
-        deliver_agent_config(name, cluster.settings, component, private_key)
-        for output_name, value in component.outputs().items():
-            outputs.setdefault(output_name, {})[cluster.name] = value
+    outputs: dict[str, Any] = {}
+    if not stack.multi_cluster:
+        outputs = dict(per_cluster[""])
+    else:
+        for name, values in per_cluster.items():
+            for output, value in values.items():
+                outputs.setdefault(output, {})[name] = value
+    # Where the objects live: the next run trusts these outputs only on this same server.
+    outputs["vault_server"] = record
     return outputs
+
+
+def _single_urn() -> pulumi.Output[str]:
+    """The URN of the single-cluster form's component, where earlier layouts put children."""
+    return pulumi.create_urn(SINGLE, CLUSTER_COMPONENT)
+
+
+def _namespaces(stack: StackSettings) -> dict[str, vault.Namespace]:
+    """One Namespace per path the clusters name, tagged as this stack's (ownership.py)."""
+    namespaces: dict[str, vault.Namespace] = {}
+    first = stack.clusters[0].settings.namespace
+    for path in dict.fromkeys(c.settings.namespace for c in stack.clusters):
+        if not path:
+            continue
+        protect = any(c.settings.protect for c in stack.clusters if c.settings.namespace == path)
+        # The single-cluster form made the first cluster's namespace as its component's child.
+        former = [pulumi.Alias(name=f"{SINGLE}-namespace", parent=_single_urn())]
+        namespaces[path] = vault.Namespace(
+            f"namespace-{path}",
+            path=path,
+            custom_metadata=namespace_metadata(stack_owner()),
+            opts=pulumi.ResourceOptions(
+                # Deleting a namespace deletes everything in it: `protect` guards it like the
+                # mount; it is addressed by path, so it is replaced delete-first.
+                delete_before_replace=True,
+                protect=protect,
+                aliases=former if path == first else [],
+            ),
+        )
+    return namespaces
+
+
+def _cluster(
+    stack: StackSettings,
+    cluster: Cluster,
+    namespace: vault.Namespace | None,
+    private_key: pulumi.Output[str] | None,
+    takes_over_single: bool,
+) -> dict[str, pulumi.Output]:
+    """One cluster's component and its delivery; its outputs by name."""
+    name = component_name(cluster)
+    args = NomadVaultSetupArgs(
+        settings=cluster.settings,
+        nomad_vault_address=stack.nomad_vault_address(cluster),
+        client_namespace=stack.client_namespace(cluster),
+        # From the resource's output, so everything inside waits for the namespace on create
+        # and is deleted before it.
+        namespace=namespace.path if namespace else None,
+    )
+    former = [pulumi.Alias(name=SINGLE)] if takes_over_single else []
+    component = NomadVaultSetup(name, args, pulumi.ResourceOptions(aliases=former))
+    settings = cluster.settings
+    if settings.nomad_config_dir or settings.nomad_agents:
+        AgentConfig(
+            name,
+            AgentConfigArgs(
+                settings,
+                component.nomad_server_config,
+                component.nomad_client_config,
+                private_key,
+            ),
+            _former_file_names(name, component, takes_over_single),
+            pulumi.ResourceOptions(parent=component),
+        )
+    return component.outputs()
+
+
+def _former_file_names(
+    name: str, component: NomadVaultSetup, takes_over_single: bool
+) -> Callable[[str], list[pulumi.Alias]]:
+    """Delivered files were children of the cluster component itself (and, for the first
+    entry of `clusters`, of the single-cluster form's component, under its name)."""
+
+    def aliases(child: str) -> list[pulumi.Alias]:
+        found = [pulumi.Alias(parent=component)]
+        if takes_over_single:
+            single_name = SINGLE + child.removeprefix(name)
+            found.append(pulumi.Alias(name=single_name, parent=_single_urn()))
+        return found
+
+    return aliases

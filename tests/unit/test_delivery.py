@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from pulumi_command import local, remote
 
-from components.delivery import (
+from components.agent_config import (
     BACKUP_SUFFIX,
     PENDING_SUFFIX,
     DeliveredFile,
@@ -32,8 +32,10 @@ from components.delivery import (
     script,
     write_lines,
 )
-from components.settings import DEFAULT_RELOAD_COMMAND, Settings
-from components.vault_setup import COMPONENT_TYPE
+from components.config import ClusterSettings as Settings
+from components.config.schema import DEFAULT_RELOAD_COMMAND
+from components.resource_types import AGENT_CONFIG_COMPONENT
+from components.resource_types import CLUSTER_COMPONENT as COMPONENT_TYPE
 from tests.hcl import parse_hcl
 from tests.unit.conftest import resolve
 
@@ -190,7 +192,7 @@ def test_the_private_key_reaches_only_the_connections_and_only_as_a_secret(
         assert KEY.splitlines()[1] not in json.dumps(inputs, default=str), resource.name
 
 
-def test_commands_are_children_of_the_component_and_servers_go_one_at_a_time(
+def test_commands_are_children_of_the_agent_config_and_servers_go_one_at_a_time(
     run_program, with_secret_key, constructed
 ) -> None:
     agents = [*AGENTS, {"host": "nomad-3.internal", "role": "server"}]
@@ -202,8 +204,10 @@ def test_commands_are_children_of_the_component_and_servers_go_one_at_a_time(
     assert len(commands) == 6
     for call in commands:
         opts: pulumi.ResourceOptions = call["opts"]
-        assert resolve(opts.parent.urn).endswith("::nomad"), call["name"]
-        assert COMPONENT_TYPE in resolve(call["resource"].urn)
+        assert resolve(opts.parent.urn).endswith(f"{AGENT_CONFIG_COMPONENT}::nomad"), call["name"]
+        # Upgraded stacks had them as children of the cluster component: aliased, not replaced.
+        (alias,) = opts.aliases
+        assert resolve(alias.parent.urn).endswith(f"{COMPONENT_TYPE}::nomad")
     first, second, client, third = constructed["remote"]
     assert first["opts"].depends_on == []
     assert second["opts"].depends_on == [first["resource"]]
@@ -732,8 +736,8 @@ def test_local_file_problems_default_to_this_programs_stack(
 # timeout stops a hang and a memory limit an endless read, so such a bug fails the test.
 _CHILD = """
 import json, resource, sys
-from components.delivery import local_file_problems
-from components.settings import Settings
+from components.agent_config import local_file_problems
+from components.config import ClusterSettings as Settings
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 settings = Settings.model_validate(json.loads(sys.argv[1]))
 print(json.dumps(local_file_problems(settings, sys.argv[2])))

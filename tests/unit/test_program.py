@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from components import ConfigError, NomadVaultSetup, parse_settings
-from components.vault_setup import COMPONENT_TYPE
+from components import ConfigError
+from components.resource_types import CLUSTER_COMPONENT as COMPONENT_TYPE
 from tests.hcl import parse_hcl
 from tests.keys import CERTIFICATE_PEM
 from tests.unit.conftest import MOCK_ACCESSOR, ON_OPENBAO
@@ -145,13 +145,16 @@ def test_every_vault_resource_is_a_child_of_the_component_replaced_delete_first(
     run = run_program(config)
     vault_resources = [r for r in run.resources if r.typ.startswith("vault:")]
     assert len(vault_resources) == 8  # namespace, kv, auth, policy, role, 2 roles, inline policy
+    stack_urn = "urn:pulumi:unit::nomad-vault-setup::pulumi:pulumi:Stack::nomad-vault-setup-unit"
     component_urn = (
         "urn:pulumi:unit::nomad-vault-setup::"
         "pulumi:pulumi:Stack$nomad-vault-setup:index:NomadVaultSetup::nomad"
     )
     for resource in vault_resources:
         options = run.options[resource.name]
-        assert options.parent == component_urn, resource.name
+        # The namespace is the stack's, so clusters can share it; the rest the cluster's.
+        parent = stack_urn if resource.typ == NAMESPACE else component_urn
+        assert options.parent == parent, resource.name
         assert options.delete_before_replace, resource.name
         assert not options.protect, resource.name
 
@@ -325,12 +328,10 @@ def test_with_clusters_every_output_is_a_map_by_cluster(run_program) -> None:
 def test_protect_guards_the_mount_the_namespace_and_a_managed_kv_mount(
     run_program, protect
 ) -> None:
-    run_program()  # installs the mocks
-    raw = {"nomadVaultAddress": "http://127.0.0.1:8200", "namespace": "nomad"}
-    settings = (
-        parse_settings(raw | {"manageKvMount": True, "protect": protect}).clusters[0].settings
-    )
-    setup = NomadVaultSetup("nomad", settings)
-    guarded = [setup.namespace_resource, setup.auth_backend, setup.kv_mount_resource]
-    assert [bool(resource._protect) for resource in guarded] == [protect] * 3
-    assert not setup.policy_resource._protect and not setup.role._protect
+    config = {"namespace": "nomad", "manageKvMount": "true", "protect": str(protect).lower()}
+    run = run_program(config)
+    guarded = {NAMESPACE, BACKEND, MOUNT}
+    for resource in run.resources:
+        if resource.typ.startswith("vault:"):
+            expected = protect and resource.typ in guarded
+            assert run.options[resource.name].protect == expected, resource.name

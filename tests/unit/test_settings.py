@@ -7,15 +7,14 @@ import pulumi
 import pytest
 import yaml
 
-from components.provider_guard import token_binding_problem
-from components.settings import (
+from components.config import (
+    ClusterSettings,
     ConfigError,
-    Settings,
-    StackSettings,
     config_keys,
-    load_settings,
+    load_stack,
     parse_settings,
 )
+from components.provider_guard import token_binding_problem
 from tests.keys import CERTIFICATE_PEM, SSH_PRIVATE_KEY, SSH_PUBLIC_KEY
 from tests.unit.conftest import PROJECT_DIR
 
@@ -23,7 +22,7 @@ ADDRESS = {"nomadVaultAddress": "http://127.0.0.1:8200"}
 PEM = CERTIFICATE_PEM
 
 
-def single(raw: dict) -> Settings:
+def single(raw: dict) -> ClusterSettings:
     """The settings of a stack without `clusters`."""
     stack = parse_settings(raw)
     assert not stack.multi_cluster
@@ -167,12 +166,6 @@ def test_without_any_vault_address_the_error_says_how_to_set_one() -> None:
     assert "nomadVaultAddress" in line and "VAULT_ADDR" in line and "vault:address" in line
 
 
-def test_settings_are_frozen() -> None:
-    settings = single(ADDRESS)
-    with pytest.raises(ValueError):
-        settings.role_name = "other"  # type: ignore[misc]
-
-
 @pytest.fixture
 def stack_config(monkeypatch: pytest.MonkeyPatch):
     """Set the engine's config map as the language host would, and no provider environment."""
@@ -197,16 +190,19 @@ def test_load_defaults_the_nomad_address_to_the_provider_address(stack_config) -
             "nomad-vault-setup:nomadVaultAddress": "",
         }
     )
-    assert load_settings().clusters[0].settings.nomad_vault_address == "https://vault.internal:8200"
+    stack = load_stack()
+    assert stack.clusters[0].settings.nomad_vault_address == "", "the provider's, not a user key"
+    assert stack.nomad_vault_address(stack.clusters[0]) == "https://vault.internal:8200"
 
 
 def test_load_falls_back_to_vault_addr_and_vault_namespace(stack_config, monkeypatch) -> None:
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     monkeypatch.setenv("VAULT_NAMESPACE", "team")
     stack_config({"nomad-vault-setup:namespace": "nomad"}, stack="dev")
-    settings = load_settings().clusters[0].settings
-    assert settings.nomad_vault_address == "http://127.0.0.1:8200"
-    assert settings.client_namespace == "team/nomad"
+    stack = load_stack()
+    (cluster,) = stack.clusters
+    assert stack.nomad_vault_address(cluster) == "http://127.0.0.1:8200"
+    assert stack.client_namespace(cluster) == "team/nomad"
 
 
 def test_an_explicit_nomad_address_wins(stack_config) -> None:
@@ -218,14 +214,22 @@ def test_an_explicit_nomad_address_wins(stack_config) -> None:
         }
     )
     assert (
-        load_settings().clusters[0].settings.nomad_vault_address
-        == "https://vault.service.consul:8200"
+        load_stack().clusters[0].settings.nomad_vault_address == "https://vault.service.consul:8200"
     )
 
 
 def test_load_reports_keys_of_other_projects_not_at_all(stack_config) -> None:
-    stack_config({"vault:address": "http://127.0.0.1:8200", "vault:token": "t", "aws:region": "x"})
-    assert isinstance(load_settings(), StackSettings)
+    """Our own unknown keys are errors; another project's keys are none of our business."""
+    base = {"vault:address": "http://127.0.0.1:8200", "vault:token": "t"}
+    stack_config(base | {"aws:region": "x", "nomad-vault-setup:colour": "red"})
+    with pytest.raises(ConfigError) as caught:
+        load_stack()
+    (line,) = str(caught.value).splitlines()[1:]
+    assert line.startswith("  - nomad-vault-setup:colour: unknown setting")
+    stack_config(base | {"aws:region": "x"})
+    assert load_stack().clusters[0].settings == single(ADDRESS).model_copy(
+        update={"nomad_vault_address": ""}
+    )
 
 
 def role(**overrides) -> dict:
@@ -379,7 +383,7 @@ def test_a_stack_naming_its_server_must_carry_its_own_token(stack_config, monkey
     monkeypatch.setenv("VAULT_TOKEN", "dev-token")
     stack_config({"vault:address": "https://vault.prod.example:8200"})
     with pytest.raises(ConfigError) as caught:
-        load_settings()
+        load_stack()
     assert "vault:address: this stack talks to https://vault.prod.example:8200" in str(caught.value)
     assert "pulumi config set --secret vault:token" in str(caught.value)
 
@@ -388,7 +392,7 @@ def test_a_stack_token_must_go_with_the_stacks_address(stack_config, monkeypatch
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     stack_config({"vault:token": "prod-token"})
     with pytest.raises(ConfigError) as caught:
-        load_settings()
+        load_stack()
     assert "vault:token: this stack has its own token but no vault:address" in str(caught.value)
 
 
@@ -416,7 +420,7 @@ def test_an_empty_stack_token_is_refused(stack_config, monkeypatch) -> None:
     monkeypatch.setenv("VAULT_TOKEN", "the-shells-token")
     stack_config({"vault:address": "https://vault.prod.example:8200", "vault:token": ""})
     with pytest.raises(ConfigError, match="vault:token: set but empty"):
-        load_settings()
+        load_stack()
 
 
 def test_a_plain_text_stack_token_is_refused(stack_config) -> None:
@@ -424,7 +428,7 @@ def test_a_plain_text_stack_token_is_refused(stack_config) -> None:
         {"vault:address": "https://vault.prod.example:8200", "vault:token": "t"}, secret_keys=()
     )
     with pytest.raises(ConfigError, match="vault:token: stored in plain text") as caught:
-        load_settings()
+        load_stack()
     assert "pulumi config set --secret vault:token" in str(caught.value)
 
 
@@ -615,9 +619,9 @@ def test_load_accepts_the_key_the_engine_holds_as_a_secret(stack_config) -> None
     }
     stack_config(config)
     with pytest.raises(ConfigError, match="nomadAgentsPrivateKey: must be a secret"):
-        load_settings()
+        load_stack()
     stack_config(config, secret_keys=("vault:token", "nomad-vault-setup:nomadAgentsPrivateKey"))
-    assert load_settings().agents_private_key.get_secret_value() == PRIVATE_KEY
+    assert load_stack().agents_private_key.get_secret_value() == PRIVATE_KEY
 
 
 def test_a_key_has_one_spelling() -> None:
@@ -723,7 +727,7 @@ def test_bad_json_is_reported_in_the_stack_files_words(key: str, value: str, say
 def test_a_bad_provider_address_is_blamed_on_the_key_that_was_set(stack_config) -> None:
     stack_config({"vault:address": "vault.internal:8200", "vault:token": "t"})
     with pytest.raises(ConfigError) as caught:
-        load_settings()
+        load_stack()
     (line,) = str(caught.value).splitlines()[1:]
     assert line.startswith("  - vault:address = 'vault.internal:8200': "), line
 
@@ -732,7 +736,7 @@ def test_a_bad_vault_addr_is_blamed_on_vault_addr(stack_config, monkeypatch) -> 
     monkeypatch.setenv("VAULT_ADDR", "https://u:p@127.0.0.1:8200")
     stack_config({}, stack="dev")
     with pytest.raises(ConfigError, match=r"  - VAULT_ADDR = .*user or password"):
-        load_settings()
+        load_stack()
 
 
 @pytest.mark.parametrize(
@@ -743,13 +747,14 @@ def test_the_provider_namespace_is_validated(stack_config, monkeypatch, namespac
     stack_config({}, stack="dev")
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     with pytest.raises(ConfigError, match=r"  - VAULT_NAMESPACE = "):
-        load_settings()
+        load_stack()
 
 
 def test_a_nested_provider_namespace_reaches_the_client_block(stack_config, monkeypatch) -> None:
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     stack_config({"vault:namespace": "/org/team/"}, stack="dev")
-    assert load_settings().clusters[0].settings.client_namespace == "org/team"
+    stack = load_stack()
+    assert stack.client_namespace(stack.clusters[0]) == "org/team"
 
 
 @pytest.mark.parametrize(
@@ -822,16 +827,16 @@ def test_shell_settings_do_not_redirect_a_stack_other_than_dev(
     config = {"vault:address": "https://vault.prod.example:8200", "vault:token": "t"}
     stack_config(config)
     with pytest.raises(ConfigError, match=f"  - {variable}: set in the shell.*{setting}"):
-        load_settings()
+        load_stack()
     stack_config(config | {setting: value})
-    assert load_settings().provider.stack == "prod"
+    assert load_stack().provider.stack == "prod"
 
 
 def test_the_dev_stack_runs_on_its_shells_vault_settings(stack_config, monkeypatch) -> None:
     for variable, value in {"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_NAMESPACE": "t"}.items():
         monkeypatch.setenv(variable, value)
     stack_config({}, stack="dev")
-    assert load_settings().provider.namespace == "t"
+    assert load_stack().provider.namespace == "t"
 
 
 @pytest.mark.parametrize(
@@ -860,4 +865,4 @@ def test_padded_durations_and_empty_namespace_segments_are_refused(stack_config,
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     stack_config({"vault:namespace": "org//x"}, stack="dev")
     with pytest.raises(ConfigError, match=r"vault:namespace = 'org//x': .*empty segments"):
-        load_settings()
+        load_stack()

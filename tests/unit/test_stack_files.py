@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
+from components.config import PROJECT, parse_settings
 from components.provider_guard import token_binding_problem
-from components.settings import PROJECT, parse_settings
 from tests.unit.conftest import PROJECT_DIR
 
 

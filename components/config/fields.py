@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from hcl.parser import HclParser
 from pydantic import AfterValidator, BeforeValidator
 
-from .durations import MAX_SECONDS, parse_duration
-from .nomad_config import hcl1_problem
+from ..durations import MAX_SECONDS, parse_duration
+from ..nomad_config import hcl1_problem
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _PATH_SEGMENT = r"[A-Za-z0-9_.-]+"
@@ -92,6 +92,11 @@ def nomad_vault_address(value: str) -> str:
     if parsed.query or parsed.fragment or url.endswith(("?", "#")):
         raise ValueError("must be a base URL without a query or fragment (?, #)")
     return url
+
+
+def optional_nomad_vault_address(value: str) -> str:
+    """Empty means "the provider's address"; anything else must be a base URL."""
+    return nomad_vault_address(value) if value else ""
 
 
 def mount_path(value: str) -> str:
@@ -382,7 +387,7 @@ def flag(value: Any) -> bool:
 
 
 HttpUrl = Annotated[str, AfterValidator(http_url)]
-NomadVaultAddress = Annotated[str, AfterValidator(nomad_vault_address)]
+NomadVaultAddress = Annotated[str, AfterValidator(optional_nomad_vault_address)]
 Flag = Annotated[bool, BeforeValidator(flag)]
 Duration = Annotated[int, BeforeValidator(positive_seconds)]
 AuthMountPath = Annotated[str, AfterValidator(auth_mount_path)]

@@ -47,18 +47,18 @@ import os
 import posixpath
 import shlex
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_command import local, remote
 
+from .config import ClusterSettings, NomadAgent
+from .config.schema import AGENT_FILE_NAMES
 from .ownership import marker_line, marker_prefix, stack_owner
-from .settings import NomadAgent, Settings
-from .vault_setup import NomadVaultSetup
+from .resource_types import AGENT_CONFIG_COMPONENT
 
-SERVER_FILE = "vault-server.hcl"
-CLIENT_FILE = "vault-client.hcl"
+SERVER_FILE, CLIENT_FILE = AGENT_FILE_NAMES
 # World-readable: the text holds no secret (it is the plain stack output), and an agent may run
 # as a user other than the SSH user who writes it (Nomad servers often run as `nomad`), which a
 # 0640 file owned by root could lock out of its own config at the next restart. Restrict
@@ -304,7 +304,7 @@ def delivered_text(owner: str, content: pulumi.Input[str]) -> pulumi.Output[str]
     return pulumi.Output.concat(marker_line(owner), "\n", content)
 
 
-def _local_paths(settings: Settings) -> list[str]:
+def _local_paths(settings: ClusterSettings) -> list[str]:
     directory = settings.nomad_config_dir
     return [posixpath.join(directory, name) for name in (SERVER_FILE, CLIENT_FILE)]
 
@@ -323,7 +323,7 @@ def _first_line(path: str) -> bytes:
         os.close(fd)
 
 
-def local_file_problems(settings: Settings, owner: str | None = None) -> list[str]:
+def local_file_problems(settings: ClusterSettings, owner: str | None = None) -> list[str]:
     """The files in `nomadConfigDir` on this machine that `up` would refuse to replace, one
     message each (`owner` defaults to this program's stack, `stack_owner()`): anything there
     that is not a regular file (a symlink included: it is not followed); a file that cannot be
@@ -379,54 +379,93 @@ def local_file_problems(settings: Settings, owner: str | None = None) -> list[st
     return problems
 
 
-def deliver_agent_config(
-    name: str,
-    settings: Settings,
-    component: NomadVaultSetup,
-    private_key: pulumi.Output[str] | None,
-) -> None:
-    """Register the commands that put `component`'s agent config where `settings` say.
+@dataclass(frozen=True)
+class AgentConfigArgs:
+    """What one cluster's delivery needs: where to write (its settings), the two texts, and the
+    SSH key (already a secret Output; it reaches only the SSH connections)."""
 
-    `private_key` must already be a secret Output; it reaches only the SSH connections.
-    """
-    owner = stack_owner()
-    replace = settings.replace_existing_files
-    if settings.nomad_config_dir:
-        contents = [component.nomad_server_config, component.nomad_client_config]
-        for path, content in zip(_local_paths(settings), contents, strict=True):
-            setting = f"{CONFIG_DIR_KEY} ({settings.nomad_config_dir})"
-            file = DeliveredFile(path, owner, setting, replace_existing=replace)
-            _local_file(f"{name}-local{path}", file, delivered_text(owner, content), component)
-    previous_server: remote.Command | None = None
-    for agent in settings.nomad_agents:
-        is_server = agent.role == "server"
-        content = component.nomad_server_config if is_server else component.nomad_client_config
-        # Servers one after the other (a Raft cluster restarted all at once has no leader for a
-        # while); clients in parallel.
-        after = [previous_server] if is_server and previous_server else []
-        location = f"{agent.host}:{agent.port}"
-        file = DeliveredFile(
-            agent.config_path,
-            owner,
-            f"the configPath of the nomadAgents entry for {location}",
-            location,
-            replace,
-            agent.reload_command,
-        )
-        text = delivered_text(owner, content)
-        command = _agent_file(name, agent, file, text, private_key, component, after)
-        previous_server = command if is_server else previous_server
+    settings: ClusterSettings
+    server_config: pulumi.Output[str]
+    client_config: pulumi.Output[str]
+    private_key: pulumi.Output[str] | None = None
+
+
+# Where a resource was registered before (parent, name): Pulumi aliases, so nothing is
+# replaced when the layout moves it. `former_names(child_name)` gives them for one child.
+FormerNames = Callable[[str], list[pulumi.Alias]]
+
+
+class AgentConfig(pulumi.ComponentResource):
+    """The cluster's two `vault {}` blocks delivered: files on this machine and on agents."""
+
+    def __init__(
+        self,
+        name: str,
+        args: AgentConfigArgs,
+        former_names: FormerNames = lambda _name: [],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(AGENT_CONFIG_COMPONENT, name, None, opts)
+        settings = args.settings
+        owner = stack_owner()
+        replace = settings.replace_existing_files
+        self.commands: list[local.Command | remote.Command] = []
+        if settings.nomad_config_dir:
+            contents = [args.server_config, args.client_config]
+            for path, content in zip(_local_paths(settings), contents, strict=True):
+                setting = f"{CONFIG_DIR_KEY} ({settings.nomad_config_dir})"
+                file = DeliveredFile(path, owner, setting, replace_existing=replace)
+                resource_name = f"{name}-local{path}"
+                self.commands.append(
+                    _local_file(
+                        resource_name,
+                        file,
+                        delivered_text(owner, content),
+                        self._opts(resource_name, former_names),
+                    )
+                )
+        previous_server: remote.Command | None = None
+        for agent in settings.nomad_agents:
+            is_server = agent.role == "server"
+            content = args.server_config if is_server else args.client_config
+            # Servers one after the other (a Raft cluster restarted all at once has no leader
+            # for a while); clients in parallel.
+            after = [previous_server] if is_server and previous_server else []
+            location = f"{agent.host}:{agent.port}"
+            file = DeliveredFile(
+                agent.config_path,
+                owner,
+                f"the configPath of the nomadAgents entry for {location}",
+                location,
+                replace,
+                agent.reload_command,
+            )
+            resource_name = agent_resource_name(name, agent)
+            opts = pulumi.ResourceOptions.merge(
+                self._opts(resource_name, former_names), pulumi.ResourceOptions(depends_on=after)
+            )
+            text = delivered_text(owner, content)
+            command = _agent_file(resource_name, agent, file, text, args.private_key, opts)
+            self.commands.append(command)
+            previous_server = command if is_server else previous_server
+        self.register_outputs({})
+
+    def _opts(self, resource_name: str, former_names: FormerNames) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, aliases=former_names(resource_name))
 
 
 def _local_file(
-    resource_name: str, file: DeliveredFile, content: pulumi.Output[str], parent: pulumi.Resource
+    resource_name: str,
+    file: DeliveredFile,
+    content: pulumi.Output[str],
+    opts: pulumi.ResourceOptions,
 ) -> local.Command:
     return local.Command(
         resource_name,
         create=script([f"mkdir -p {_q(posixpath.dirname(file.path))}", *write_lines(file)]),
         delete=script(delete_lines(file)),
         stdin=content,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=opts,
     )
 
 
@@ -438,13 +477,12 @@ def agent_resource_name(name: str, agent: NomadAgent) -> str:
 
 
 def _agent_file(
-    name: str,
+    resource_name: str,
     agent: NomadAgent,
     file: DeliveredFile,
     content: pulumi.Output[str],
     private_key: pulumi.Output[str] | None,
-    parent: pulumi.Resource,
-    depends_on: list[pulumi.Resource],
+    opts: pulumi.ResourceOptions,
 ) -> remote.Command:
     """Write the agent's file and reload it; on delete remove the file and reload again, so the
     running agent never keeps a `vault` block its files no longer have."""
@@ -456,10 +494,10 @@ def _agent_file(
         host_key=agent.host_key or None,
     )
     return remote.Command(
-        agent_resource_name(name, agent),
+        resource_name,
         connection=connection,
         create=script(write_lines(file)),
         delete=script(delete_lines(file)),
         stdin=content,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+        opts=opts,
     )

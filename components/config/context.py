@@ -1,0 +1,32 @@
+"""What the engine and the Vault provider say, beside the user's keys: a typed context.
+
+Provider facts never travel as user keys: the stack's identity (who owns what it writes), the
+provider's address, namespace and TLS settings (how the server is reached, and the defaults
+of what Nomad is told).
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """Who runs (organization/project/stack) and how the provider reaches Vault."""
+
+    organization: str
+    project: str
+    stack: str
+    address: str = ""
+    address_setting: str = "vault:address"  # where the address came from, for reports
+    namespace: str = ""  # the provider's own namespace, as a path without end slashes
+    ca_cert_file: str | None = None
+    ca_cert_dir: str | None = None
+    skip_tls_verify: bool = False
+
+    @property
+    def owner(self) -> str:
+        """The stack, fully qualified: what ownership markers name."""
+        return f"{self.organization}/{self.project}/{self.stack}"
+
+
+# The context of a program run outside any engine (tests of the pure settings).
+NO_PROVIDER = ProviderContext("organization", "nomad-vault-setup", "dev")
