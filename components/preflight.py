@@ -22,7 +22,7 @@ import pulumi
 import pulumi_vault as vault
 from pulumi.runtime.sync_await import _sync_await
 
-from .agent_config import local_file_problems
+from .agent_files import local_file_problems
 from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
 from .ownership import foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy

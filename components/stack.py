@@ -21,7 +21,6 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
-from .agent_config import AgentConfig, AgentConfigArgs
 from .config import Cluster, StackSettings
 from .ownership import namespace_metadata, stack_owner
 from .preflight import check_live_server
@@ -115,6 +114,9 @@ def _cluster(
     component = NomadVaultSetup(name, args, pulumi.ResourceOptions(aliases=former))
     settings = cluster.settings
     if settings.nomad_config_dir or settings.nomad_agents:
+        # Only a stack that delivers files loads pulumi-command.
+        from .agent_config import AgentConfig, AgentConfigArgs
+
         AgentConfig(
             name,
             AgentConfigArgs(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from components.delivery import BACKUP_SUFFIX, PENDING_SUFFIX, marker_line
+from components.agent_files import BACKUP_SUFFIX, PENDING_SUFFIX, marker_line
 from devtools.proc import stop
 from tests.e2e import sshd
 from tests.e2e.harness import STACK, Scenario, changes

@@ -127,3 +127,27 @@ def test_growing_and_shrinking_touches_only_the_clusters_that_change(new_scenari
         assert scenario.outputs()["auth_accessor"]["a"] == accessor
         assert reads_its_secret(), "a token issued before the growth still reads its secret"
     assert set(mounts(scenario)) == {"jwt-nomad/"}
+
+
+def test_moving_to_the_clusters_form_is_a_config_edit_with_no_change(
+    new_scenario, tmp_path: Path
+) -> None:
+    """The single-cluster settings, written as the first entry of `clusters` with the paths
+    they had, are the same objects: namespace, mount, policies, roles, delivered files."""
+    scenario: Scenario = new_scenario()
+    config_dir = str(tmp_path / "nomad.d")
+    single = {"namespace": "nomad", "manageKvMount": True, "roles": [ROLE]}
+    scenario.configure(nomadConfigDir=config_dir, **single)
+    assert changes(scenario.up().summary.resource_changes) == {"create": 12}
+    files = {path.name: path.read_text() for path in Path(config_dir).iterdir()}
+    first = single | {
+        "name": "main",
+        "authPath": "jwt-nomad",
+        "policyName": "nomad-workloads",
+        "nomadConfigDir": config_dir,
+    }
+    scenario.configure(clusters=[first])
+    assert changes(scenario.preview().change_summary) == {}
+    assert changes(scenario.up().summary.resource_changes) == {}
+    assert {path.name: path.read_text() for path in Path(config_dir).iterdir()} == files
+    assert changes(scenario.destroy().summary.resource_changes) == {"delete": 12}

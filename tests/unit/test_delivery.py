@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from pulumi_command import local, remote
 
-from components.agent_config import (
+from components.agent_files import (
     BACKUP_SUFFIX,
     PENDING_SUFFIX,
     DeliveredFile,
@@ -736,7 +736,7 @@ def test_local_file_problems_default_to_this_programs_stack(
 # timeout stops a hang and a memory limit an endless read, so such a bug fails the test.
 _CHILD = """
 import json, resource, sys
-from components.agent_config import local_file_problems
+from components.agent_files import local_file_problems
 from components.config import ClusterSettings as Settings
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 settings = Settings.model_validate(json.loads(sys.argv[1]))
