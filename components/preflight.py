@@ -29,7 +29,7 @@ from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
 
 # The stack outputs that record what the stack's last update managed, and where.
-RECORD_OUTPUTS = ("vault_server", "vault_policies", "policy_name", "namespace")
+RECORD_OUTPUTS = ("vault_server", "vault_policies", "policy_name", "namespace", "auth_path")
 # How the provider's generic read reports a path with nothing there (Vault's 404).
 _NOTHING_THERE = "no secret found at"
 
@@ -208,10 +208,17 @@ def _probe(stack: StackSettings, provider: ProviderContext) -> tuple[VaultServer
     return server, [f"{PROJECT}:{RISKS_KEY}: {problem}"] if problem else []
 
 
-def check_live_server(stack: StackSettings, provider: ProviderContext) -> dict[str, str]:
+@dataclass(frozen=True)
+class LiveServer:
+    """What the checks learnt: the stack's new `vault_server` record, and its last outputs."""
+
+    record: dict[str, str]
+    previous: dict[str, Any]
+
+
+def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveServer:
     """Raise PreflightError naming every reason this stack must not be applied to the server
-    (and to this machine: agent config files it would overwrite); else return the stack's new
-    `vault_server` record.
+    (and to this machine: agent config files it would overwrite); else return what was learnt.
 
     The last update's record of what it managed counts only when it was made on this very
     cluster and provider namespace: a stack pointed at another server claims nothing there.
@@ -233,4 +240,4 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> dict[s
     if problems or here is None:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")
-    return here
+    return LiveServer(here, previous)

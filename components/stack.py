@@ -7,12 +7,12 @@ cluster is a `NomadVaultSetup` component, `nomad` for a stack without `clusters`
 the same name beneath it.
 
 Where earlier layouts registered a resource elsewhere, a Pulumi alias maps the old name, so an
-upgraded stack, or a single-cluster stack written as the first entry of `clusters`, changes
+upgraded stack, or a single-cluster stack written as an entry of `clusters`, changes
 nothing in Vault (the accessor of a re-created mount would change, and break every job):
 - the namespace of a single-cluster stack was `nomad-namespace`, a child of the component;
 - delivered files were children of the cluster component, not of an AgentConfig;
-- the first entry of `clusters` takes over the single-cluster names (`nomad`, `nomad-auth`,
-  ...), which match no state once it has.
+- the `clusters` entry with the auth mount a single-cluster stack recorded takes over the
+  single-cluster names (`nomad`, `nomad-auth`, ...), which match no state once it has.
 """
 
 from collections.abc import Callable
@@ -37,19 +37,19 @@ def component_name(cluster: Cluster) -> str:
 
 def deploy(stack: StackSettings) -> dict[str, Any]:
     """Check the live server, register every resource; return the stack outputs by name."""
-    record = check_live_server(stack, stack.provider)
+    live = check_live_server(stack, stack.provider)
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
-    namespaces = _namespaces(stack)
+    heir = single_form_heir(stack, live.previous)
+    namespaces = _namespaces(stack, heir)
     per_cluster: dict[str, dict[str, pulumi.Output]] = {}
-    for index, cluster in enumerate(stack.clusters):
-        takes_over_single = index == 0 and bool(cluster.name)
+    for cluster in stack.clusters:
         per_cluster[cluster.name] = _cluster(
             stack,
             cluster,
             namespaces.get(cluster.settings.namespace),
             private_key,
-            takes_over_single,
+            takes_over_single=cluster is heir,
         )
     outputs: dict[str, Any] = {}
     if not stack.multi_cluster:
@@ -59,8 +59,25 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
             for output, value in values.items():
                 outputs.setdefault(output, {})[name] = value
     # Where the objects live: the next run trusts these outputs only on this same server.
-    outputs["vault_server"] = record
+    outputs["vault_server"] = live.record
     return outputs
+
+
+def single_form_heir(stack: StackSettings, previous: dict[str, Any]) -> Cluster | None:
+    """The `clusters` entry that takes over a single-cluster stack's resources, if any.
+
+    The one whose auth mount (namespace and path) is the one the stack's last update, made in
+    the single-cluster form, recorded: its objects are the same Vault objects. Chosen by what
+    it is, not by position, so a new cluster listed first can never inherit (and so move) the
+    mount that running jobs log in at.
+    """
+    path, namespace = previous.get("auth_path"), previous.get("namespace") or ""
+    if not stack.multi_cluster or not isinstance(path, str) or not isinstance(namespace, str):
+        return None
+    for cluster in stack.clusters:
+        if (cluster.settings.auth_path, cluster.settings.namespace) == (path, namespace):
+            return cluster
+    return None
 
 
 def _single_urn() -> pulumi.Output[str]:
@@ -68,15 +85,17 @@ def _single_urn() -> pulumi.Output[str]:
     return pulumi.create_urn(SINGLE, CLUSTER_COMPONENT)
 
 
-def _namespaces(stack: StackSettings) -> dict[str, vault.Namespace]:
+def _namespaces(stack: StackSettings, heir: Cluster | None) -> dict[str, vault.Namespace]:
     """One Namespace per path the clusters name, tagged as this stack's (ownership.py)."""
     namespaces: dict[str, vault.Namespace] = {}
-    first = stack.clusters[0].settings.namespace
+    # Earlier layouts made a single-cluster stack's namespace as its component's child: the
+    # single cluster's, or its heir's in the `clusters` form.
+    single = heir or (None if stack.multi_cluster else stack.clusters[0])
+    first = single.settings.namespace if single else None
     for path in dict.fromkeys(c.settings.namespace for c in stack.clusters):
         if not path:
             continue
         protect = any(c.settings.protect for c in stack.clusters if c.settings.namespace == path)
-        # The single-cluster form made the first cluster's namespace as its component's child.
         former = [pulumi.Alias(name=f"{SINGLE}-namespace", parent=_single_urn())]
         namespaces[path] = vault.Namespace(
             f"namespace-{path}",
@@ -134,8 +153,8 @@ def _cluster(
 def _former_file_names(
     name: str, component: NomadVaultSetup, takes_over_single: bool
 ) -> Callable[[str], list[pulumi.Alias]]:
-    """Delivered files were children of the cluster component itself (and, for the first
-    entry of `clusters`, of the single-cluster form's component, under its name)."""
+    """Delivered files were children of the cluster component itself (and, for the heir of a
+    single-cluster stack, of the single-cluster form's component, under its name)."""
 
     def aliases(child: str) -> list[pulumi.Alias]:
         found = [pulumi.Alias(parent=component)]

@@ -37,8 +37,11 @@ from devtools.proc import (
     runs,
     spawn,
     stop,
+    stop_recorded,
+    wait_until_answers,
     write_state,
 )
+from devtools.project_copy import PROJECT_DIR
 
 JWKS_PATH = "/.well-known/jwks.json"
 RSA_KEY_FILE = "rsa.pem"
@@ -303,15 +306,11 @@ def ensure(state_dir: Path, port: int | None = None) -> tuple[dict[str, Any], bo
         "--port",
         str(port),
     ]
-    proc = spawn(cmd, log_path, cwd=Path(__file__).resolve().parent.parent)
+    proc = spawn(cmd, log_path, cwd=PROJECT_DIR)
     state = {"url": url, "jwks_url": url + JWKS_PATH, "pid": proc.pid}
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        if answers(state["jwks_url"]):
-            write_state(state_file, state)
-            return state, True
-        time.sleep(0.1)
-    stop(proc.pid)
+    if wait_until_answers(proc, state["jwks_url"], START_TIMEOUT):
+        write_state(state_file, state)
+        return state, True
     raise RuntimeError(f"issuer did not start at {url}; see {log_path}")
 
 
@@ -345,10 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(ensure(state_dir, args.port)[0], indent=2))
         return 0
     if args.command == "stop":
-        recorded = read_state(state_dir / STATE_FILE)
-        if recorded and runs(recorded["pid"], SERVE_MARKER):
-            stop(recorded["pid"])
-        (state_dir / STATE_FILE).unlink(missing_ok=True)
+        stop_recorded(state_dir / STATE_FILE, SERVE_MARKER)
         return 0
     issuer = Issuer(state_dir / KEY_DIR)
     print(

@@ -10,15 +10,14 @@ import json
 import runpy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from components import preflight
 from components.server_kind import VaultServer
+from devtools.project_copy import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 MAIN = PROJECT_DIR / "__main__.py"
 MOCK_ACCESSOR = "auth_jwt_0a1b2c3d"
 # The server the program talks to under mocks (its kind decides the job-ID risks).
@@ -43,6 +42,7 @@ class Options:
     parent: str
     delete_before_replace: bool
     protect: bool
+    aliases: tuple[str, ...] = ()  # the names of its alias specs
 
 
 class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
@@ -54,7 +54,10 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         self.options[request.name] = Options(
-            request.parent, request.deleteBeforeReplace, request.protect
+            request.parent,
+            request.deleteBeforeReplace,
+            request.protect,
+            tuple(alias.spec.name for alias in request.aliases),
         )
         return super().RegisterResource(request)
 

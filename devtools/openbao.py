@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from devtools.proc import (
     runs,
     spawn,
     stop,
+    stop_recorded,
+    wait_until_answers,
     write_state,
 )
 
@@ -131,14 +132,8 @@ def start(
         env=_clean_env(state_dir),
         cwd=state_dir,
     )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if is_healthy(address):
-            return DevServer(address, token, proc.pid, str(log_path))
-        time.sleep(0.1)
-    stop(proc.pid)
+    if wait_until_answers(proc, f"{address}/v1/sys/health", START_TIMEOUT):
+        return DevServer(address, token, proc.pid, str(log_path))
     raise RuntimeError(
         f"OpenBao dev server did not become healthy at {address}:\n{_log_tail(log_path)}"
     )
@@ -175,14 +170,6 @@ def ensure(state_dir: Path, token: str = "root") -> tuple[DevServer, bool]:
     return server, True
 
 
-def _cli_stop(state_dir: Path) -> None:
-    state_file = state_dir / STATE_FILE
-    recorded = load_recorded(state_file)
-    if recorded and runs(recorded.pid, BAO_MARKER):
-        stop(recorded.pid)
-    state_file.unlink(missing_ok=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.openbao", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status"])
@@ -194,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asdict(ensure(state_dir)[0]), indent=2))
         return 0
     if args.command == "stop":
-        _cli_stop(state_dir)
+        stop_recorded(state_dir / STATE_FILE, BAO_MARKER)
         return 0
     recorded = load_recorded(state_dir / STATE_FILE)
     healthy = _live(recorded)

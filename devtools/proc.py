@@ -74,6 +74,18 @@ def answers(url: str) -> bool:
         return False
 
 
+def wait_until_answers(process: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
+    """True once `url` answers 200; False when `process` exits or `timeout` passes first, and
+    then the process is stopped (never left running untracked)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if answers(url):
+            return True
+        time.sleep(0.1)
+    stop(process.pid)
+    return False
+
+
 def read_state(path: Path) -> dict[str, Any] | None:
     """A server's recorded state (JSON object), or None if missing or unreadable."""
     try:
@@ -163,3 +175,13 @@ def stop(pid: int) -> None:
         if _wait_gone(pid, STOP_TIMEOUT):
             break
     _children.pop(pid, None)
+
+
+def stop_recorded(state_file: Path, marker: str) -> None:
+    """Stop the server `state_file` records, if its PID still runs it (`marker` in its
+    command line), and forget it."""
+    recorded = read_state(state_file) or {}
+    pid = recorded.get("pid")
+    if isinstance(pid, int) and runs(pid, marker):
+        stop(pid)
+    state_file.unlink(missing_ok=True)

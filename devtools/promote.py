@@ -34,15 +34,17 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from components.provider_guard import shell_override_problems, token_binding_problem
-from devtools import dev_stack, openbao
+from components.resource_types import (
+    AUTH_BACKEND,
+    LOCAL_FILE,
+    MOUNT,
+    NAMESPACE,
+    POLICY,
+    REMOTE_FILE,
+    ROLE,
+)
+from devtools import dev_stack, openbao, workspace
 
-AUTH_BACKEND = "vault:jwt/authBackend:AuthBackend"
-NAMESPACE = "vault:index/namespace:Namespace"
-POLICY = "vault:index/policy:Policy"
-ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
-KV_MOUNT = "vault:index/mount:Mount"
-LOCAL_FILE = "command:local:Command"
-REMOTE_FILE = "command:remote:Command"
 _AGENT_FILE = (
     "a Nomad agent's vault block file: the command removes it and reloads the agent, whose "
     "jobs then get no Vault token"
@@ -53,7 +55,7 @@ _AGENT_FILE = (
 GUARDED_TYPES = {
     AUTH_BACKEND: "the JWT auth mount",
     NAMESPACE: "the namespace",
-    KV_MOUNT: "the managed KV mount: its secrets are deleted with it",
+    MOUNT: "the managed KV mount: its secrets are deleted with it",
     LOCAL_FILE: _AGENT_FILE,
     REMOTE_FILE: _AGENT_FILE,
 }
@@ -102,7 +104,7 @@ def risky_steps(steps: Iterable[Step]) -> list[str]:
             risky[f"{op} {step.type} {step.name} ({what or 'a protected resource'})"] = None
         elif step.type == AUTH_BACKEND and op == "update" and "path" in step.diffs:
             risky[f"update {step.type} {step.name}: moves the auth mount (authPath)"] = None
-        elif step.type == KV_MOUNT and op == "update" and "path" in step.diffs:
+        elif step.type == MOUNT and op == "update" and "path" in step.diffs:
             risky[
                 f"update {step.type} {step.name}: moves the KV mount (kvMount), so every job's "
                 "secret paths change"
@@ -240,18 +242,14 @@ class StepRecorder:
 
 
 def open_stack(name: str, project: Path, env: Mapping[str, str]) -> auto.Stack:
+    """Stack `name`, run with `env` laid over this process's environment."""
     try:
-        return auto.select_stack(
-            stack_name=name,
-            work_dir=str(project),
-            opts=auto.LocalWorkspaceOptions(env_vars=dict(env)),
-        )
-    except auto.StackNotFoundError:
-        backend = env.get("PULUMI_BACKEND_URL", "your current Pulumi backend")
+        return workspace.open_stack(name, project, env)
+    except workspace.StackMissing as missing:
         raise PromotionRefused(
-            f"there is no stack {name} in {backend}: create it with `pulumi stack init {name}`, "
-            f"give it its own token (`pulumi config set --stack {name} --secret vault:token ...`)"
-            " and commit its stack file"
+            f"{missing}: create it with `pulumi stack init {name}`, give it its own token "
+            f"(`pulumi config set --stack {name} --secret vault:token ...`) and commit its stack "
+            "file"
         ) from None
 
 
@@ -310,7 +308,10 @@ def plan_violations(engine_output: str) -> list[str]:
 
 @dataclass
 class Promotion:
-    """One promotion; `say` prints progress (a function so tests can capture it)."""
+    """One promotion; `say` prints progress (a function so tests can capture it).
+
+    `source_env` / `target_env` are what each stack's commands add to this process's
+    environment (`workspace.pulumi_env`)."""
 
     project: Path
     source: str
@@ -336,8 +337,8 @@ class Promotion:
         head = head_commit(self.project)
         source = open_stack(self.source, self.project, self.source_env)
         target = open_stack(self.target, self.project, self.target_env)
-        check_token_binding(source, self.source_env)
-        check_token_binding(target, self.target_env)
+        check_token_binding(source, {**os.environ, **self.source_env})
+        check_token_binding(target, {**os.environ, **self.target_env})
 
         history = source.history(page_size=1)
         problems = source_problems(history[0] if history else None, head, self.source)
@@ -436,15 +437,13 @@ class Promotion:
             ) from None
 
 
-def dev_stack_environment(
-    project: Path, base: Mapping[str, str]
-) -> tuple[dict[str, str], str] | None:
+def dev_stack_environment(project: Path) -> tuple[dict[str, str], str] | None:
     """The environment and config file `make up` uses for the dev stack, if it ran here."""
     layout = dev_stack.Layout(project)
     server = openbao.load_recorded(layout.dev_dir / openbao.STATE_FILE)
     if server is None or not layout.generated_config.exists():
         return None
-    return dev_stack.pulumi_env(base, layout.state_dir, server), str(layout.generated_config)
+    return dev_stack.dev_env(layout, server), str(layout.generated_config)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -466,14 +465,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    base_env = dict(os.environ)
+    # Real stacks: the user's backend, passphrase and Vault settings, checkpoints kept.
+    base_env = workspace.pulumi_env()
     source_env: Mapping[str, str] = base_env
     config_file = None
-    dev = (
-        dev_stack_environment(args.project_dir.resolve(), base_env)
-        if args.source == "dev"
-        else None
-    )
+    dev = dev_stack_environment(args.project_dir.resolve()) if args.source == "dev" else None
     if dev:
         source_env, config_file = dev
     promotion = Promotion(
@@ -488,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         promotion.run()
+    except workspace.PulumiMissing as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 1
     except PromotionRefused as refused:
         print(f"promotion {args.source} -> {args.target} refused: {refused}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""The dev stack's pure helpers: generated config, pulumi environment, stack and port logic."""
+"""The dev stack's pure helpers: generated config, engine environment, port logic."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import yaml
 
 from devtools import dev_stack, proc
 from devtools.openbao import DevServer
+from devtools.project_copy import PROJECT_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 JWKS = "http://127.0.0.1:4242/.well-known/jwks.json"
 SERVER = DevServer("http://127.0.0.1:8200", "root", 123, "/tmp/openbao.log")
 
 
 def test_generated_config_keeps_salt_and_keys_and_sets_jwks_url() -> None:
-    tracked = (REPO_ROOT / "Pulumi.dev.yaml").read_text()
+    tracked = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
     generated = yaml.safe_load(dev_stack.dev_config_text(tracked, JWKS))
     original = yaml.safe_load(tracked)
     assert generated["encryptionsalt"] == original["encryptionsalt"]
@@ -54,54 +54,32 @@ def test_generated_config_rejects_a_non_mapping() -> None:
         dev_stack.dev_config_text("- a list\n", JWKS)
 
 
-def test_env_forces_the_dev_passphrase_backend_and_server() -> None:
-    user_env = {
-        "PATH": "/usr/bin",
+def test_the_dev_env_forces_the_dev_passphrase_backend_and_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
         "PULUMI_CONFIG_PASSPHRASE": "the user's own",
         "PULUMI_CONFIG_PASSPHRASE_FILE": "/home/u/pass",
         "PULUMI_BACKEND_URL": "https://api.pulumi.com",
         "VAULT_ADDR": "https://vault.prod:8200",
         "VAULT_TOKEN": "prod-token",
         "VAULT_NAMESPACE": "admin",
-    }
-    env = dev_stack.pulumi_env(user_env, Path("/p/.state"), SERVER)
+    }.items():
+        monkeypatch.setenv(name, value)
+    layout = dev_stack.Layout(Path("/p"))
+    env = dev_stack.dev_env(layout, SERVER)
     assert env["PULUMI_CONFIG_PASSPHRASE"] == dev_stack.PASSPHRASE
-    assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in env
+    assert env["PULUMI_CONFIG_PASSPHRASE_FILE"] == ""
     assert env["PULUMI_BACKEND_URL"] == "file:///p/.state"
     assert (env["VAULT_ADDR"], env["VAULT_TOKEN"]) == (SERVER.address, SERVER.token)
-    assert "VAULT_NAMESPACE" not in env
-    assert env["PATH"] == "/usr/bin"
-    assert user_env["PULUMI_CONFIG_PASSPHRASE"] == "the user's own"  # input left alone
+    assert vault_settings(env) == {"VAULT_ADDR", "VAULT_TOKEN"}, "VAULT_NAMESPACE is blanked"
+    assert env["PULUMI_SKIP_CHECKPOINTS"] == "true", "the dev stack is a throwaway"
+    assert vault_settings(dev_stack.dev_env(layout, None)) == set(), "no server: none at all"
 
 
-def test_env_without_a_server_sets_no_vault_address() -> None:
-    env = dev_stack.pulumi_env({"VAULT_ADDR": "https://vault.prod:8200"}, Path("/p/.state"), None)
-    assert not [name for name in env if name.startswith("VAULT_")]
-    assert env["PULUMI_CONFIG_PASSPHRASE"] == dev_stack.PASSPHRASE
-
-
-def test_pulumi_command_targets_the_dev_stack_non_interactively() -> None:
-    command = dev_stack.pulumi_command("up", "--yes", config_file=Path("/p/.dev/Pulumi.dev.yaml"))
-    assert command[:3] == ["pulumi", "up", "--yes"]
-    assert command[command.index("--stack") + 1] == "dev"
-    assert "--non-interactive" in command
-    assert command[command.index("--config-file") + 1] == "/p/.dev/Pulumi.dev.yaml"
-    assert "--config-file" not in dev_stack.pulumi_command("stack", "init")
-
-
-@pytest.mark.parametrize(
-    ("listing", "exists"),
-    [
-        ("[]", False),
-        ("", False),
-        ('[{"name": "prod"}]', False),
-        ('[{"name": "dev", "current": false}]', True),
-        ('[{"name": "organization/nomad-vault-setup/dev"}]', True),
-        ('[{"name": "organization/nomad-vault-setup/dev2"}]', False),
-    ],
-)
-def test_stack_exists(listing: str, exists: bool) -> None:
-    assert dev_stack.stack_exists(listing) is exists
+def vault_settings(env: dict[str, str]) -> set[str]:
+    """The VAULT_* variables an environment sets to something (empty counts as unset)."""
+    return {name for name, value in env.items() if name.startswith("VAULT_") and value}
 
 
 @pytest.mark.parametrize(

@@ -3,20 +3,14 @@
 It never passes by skipping: without the `pulumi` CLI every test here fails with how to get it.
 """
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devtools import workspace
 from tests.e2e.harness import Scenario
-
-INSTALL_HINT = (
-    "the e2e tier needs the Pulumi CLI on PATH: install it "
-    "(https://www.pulumi.com/docs/install/) or, on this project's CI machines, "
-    'run `eval "$(../shared/toolchain/activate)"` first'
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,10 +21,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def pulumi_cli() -> str:
-    path = shutil.which("pulumi")
-    if path is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
-    return path
+    try:
+        return workspace.require_cli()
+    except workspace.PulumiMissing as missing:
+        pytest.fail(f"the e2e tier runs the real engine: {missing}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,27 @@
 """One end-to-end scenario: a fresh OpenBao, a dev Nomad issuer, and the program deployed to it
-through the real Pulumi CLI (via `pulumi.automation`), with a throw-away `file://` backend.
+through the real Pulumi CLI (`devtools.workspace`, on the Automation API), with a throw-away
+`file://` backend and no checkpoints.
 
 The project is copied into the scenario's folder so that its stack files never touch the work
-tree; the copy's `venv` links to the interpreter running the tests, which holds the pinned
-requirements, so the engine starts the program without installing anything.
+tree (see `workspace.throwaway_stack`).
 """
 
 from pathlib import Path
 from typing import Any
 
 import hvac
-import yaml
 from pulumi import automation as auto
 
-from devtools import openbao
+from devtools import openbao, workspace
 from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import stop
-from devtools.project_copy import PROJECT_DIR, copy_project
+from devtools.project_copy import PROJECT_DIR
 from devtools.promote import pending_changes as changes
 
 __all__ = ["PROJECT_DIR", "Scenario", "changes", "start_openbao"]
 
 STACK = "e2e"
 PASSPHRASE = "e2e-only"
-CONFIG_PREFIX = "nomad-vault-setup:"
 
 
 def start_openbao(
@@ -50,23 +48,12 @@ class Scenario:
         self.issuer = Issuer()
         self.issuer_server = IssuerServer(self.issuer).start()
         self.other_issuers: list[IssuerServer] = []
-        self.work_dir = copy_project(root / "project")
-        backend = root / "state"
-        backend.mkdir()
-        self.env = {
-            "PULUMI_BACKEND_URL": backend.as_uri(),
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-        }
-        self.stack = auto.create_or_select_stack(
-            stack_name=STACK,
-            work_dir=str(self.work_dir),
-            opts=auto.LocalWorkspaceOptions(env_vars=self.env),
-        )
-        self.stack_file = self.work_dir / f"Pulumi.{STACK}.yaml"
         # Like every stack but dev, this one carries its own server and (secret) token.
-        self.stack.set_config("vault:address", auto.ConfigValue(self.server.address))
-        self.deploy_with_token(self.server.token)
+        self.stack = workspace.throwaway_stack(root, STACK, PASSPHRASE, self.server)
+        self.work_dir = Path(self.stack.workspace.work_dir)
+        # What the stack's commands add to the caller's environment.
+        self.env: dict[str, str] = dict(self.stack.workspace.env_vars)
+        self.stack_file = workspace.stack_file(self.stack)
         self.vault = self.client()
 
     def add_issuer(self) -> tuple[Issuer, str]:
@@ -92,23 +79,13 @@ class Scenario:
 
     def configure(self, **settings: Any) -> None:
         """Replace the stack's `nomad-vault-setup:` config (camelCase keys), as a user would
-        by editing `Pulumi.<stack>.yaml`; `jwksUrl` defaults to this scenario's issuer.
-        Our secret values (see `set_secret`) and the provider's settings (`vault:`) are kept,
-        as a user editing it would keep them."""
-        document = yaml.safe_load(self.stack_file.read_text()) if self.stack_file.exists() else {}
-        document = document or {}
-        kept = {
-            key: value
-            for key, value in (document.get("config") or {}).items()
-            if not key.startswith(CONFIG_PREFIX) or (isinstance(value, dict) and "secure" in value)
-        }
-        config = kept | {CONFIG_PREFIX + "jwksUrl": self.jwks_url}
-        config |= {CONFIG_PREFIX + key: value for key, value in settings.items()}
-        self.stack_file.write_text(yaml.safe_dump(document | {"config": config}))
+        by editing `Pulumi.<stack>.yaml` (see `workspace.configure`); `jwksUrl` defaults to
+        this scenario's issuer."""
+        workspace.configure(self.stack, **{"jwksUrl": self.jwks_url, **settings})
 
     def set_secret(self, key: str, value: str) -> None:
         """`pulumi config set --secret nomad-vault-setup:<key>`: encrypted in the stack file."""
-        self.stack.set_config(CONFIG_PREFIX + key, auto.ConfigValue(value, secret=True))
+        self.stack.set_config(workspace.CONFIG_PREFIX + key, auto.ConfigValue(value, secret=True))
 
     def up(self, **options: Any) -> auto.UpResult:
         return self.stack.up(color="never", **options)
@@ -120,7 +97,7 @@ class Scenario:
         return self.stack.destroy(color="never")
 
     def outputs(self) -> dict[str, Any]:
-        return {name: output.value for name, output in self.stack.outputs().items()}
+        return workspace.outputs(self.stack)
 
     def close(self) -> None:
         for server in (self.issuer_server, *self.other_issuers):

@@ -24,8 +24,9 @@ from tests.e2e import sshd
 from tests.e2e.harness import STACK, Scenario, changes
 from tests.hcl import parse_hcl
 
-# The Vault setup's own resources (stack, component, auth mount, policy, role), then ours.
-VAULT_RESOURCES = 5
+# The Vault setup's own resources (stack, component, auth mount, policy, role), and the
+# AgentConfig component grouping the delivered files; then the files.
+VAULT_RESOURCES = 5 + 1
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how the state marks a secret value
 # Every delivered file starts with this line, then holds exactly the stack output. The
 # organization of a stack in a `file://` backend is always "organization".

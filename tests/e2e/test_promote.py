@@ -17,9 +17,11 @@ import hvac
 import pytest
 from pulumi import automation as auto
 
+from components.resource_types import AUTH_BACKEND
+from devtools import workspace
 from devtools.proc import stop
 from devtools.promote import Promotion, PromotionRefused
-from tests.e2e.harness import PROJECT_DIR, Scenario, changes, start_openbao
+from tests.e2e.harness import PASSPHRASE, PROJECT_DIR, Scenario, changes, start_openbao
 
 DEV_TOKEN, STAGING_TOKEN = "dev-root-5d1e8a", "staging-root-b73f20"
 GIT = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"]
@@ -33,12 +35,17 @@ class Estate:
         self.project = scenario.work_dir
         self.staging, self.staging_log = start_openbao(staging_root, STAGING_TOKEN, audited=True)
         (self.project / ".gitignore").write_text("venv\n")
-        env = scenario.env | {"VAULT_ADDR": scenario.server.address, "VAULT_TOKEN": DEV_TOKEN}
-        self.env = env
-        options = auto.LocalWorkspaceOptions(env_vars=env)
-        self.dev = auto.create_stack("dev", work_dir=str(self.project), opts=options)
-        self.dev.set_all_config({"nomad-vault-setup:jwksUrl": auto.ConfigValue(scenario.jwks_url)})
-        self.target = auto.create_stack("staging", work_dir=str(self.project), opts=options)
+        # The dev stack runs on the shell's VAULT_ADDR / VAULT_TOKEN (the dev server), like
+        # `make up`'s; staging carries its own in its config.
+        self.env = workspace.pulumi_env(
+            state_dir=scenario.root / "state",
+            passphrase=PASSPHRASE,
+            vault=scenario.server,
+            skip_checkpoints=True,
+        )
+        self.dev = workspace.open_stack("dev", self.project, self.env, create=True)
+        workspace.configure(self.dev, jwksUrl=scenario.jwks_url)
+        self.target = workspace.open_stack("staging", self.project, self.env, create=True)
         self.configure_staging()
         self.git("init", "-q")
         self.commit("the project")
@@ -186,9 +193,7 @@ def test_moving_stagings_auth_mount_is_refused_without_allow_replace(estate: Est
     estate.change_staging(auth_path="jwt-nomad-v2")
     result = estate.promote()
     assert refused(result, "staging's preview would break running jobs")
-    assert "update vault:jwt/authBackend:AuthBackend nomad-auth: moves the auth mount" in (
-        result.stderr
-    )
+    assert f"update {AUTH_BACKEND} nomad-auth: moves the auth mount" in result.stderr
     assert "--allow-replace" in result.stderr
     mounts = estate.staging_vault(namespace="nomad").sys.list_auth_methods()["data"]
     assert "jwt-nomad/" in mounts and "jwt-nomad-v2/" not in mounts
@@ -198,8 +203,9 @@ def test_replacing_stagings_namespace_is_refused_as_protected(estate: Estate) ->
     estate.change_staging(namespace="nomad-v2")
     result = estate.promote("--allow-replace")
     assert refused(result, "Pulumi refuses to touch these protected resources")
-    assert "replace vault:index/namespace:Namespace nomad-namespace (protected)" in result.stderr
-    assert "replace vault:jwt/authBackend:AuthBackend nomad-auth (protected)" in result.stderr
+    # Moved to a namespace of another path, the auth mount is replaced (the engine stops at
+    # the first protected step it meets, before the old namespace's delete).
+    assert f"replace {AUTH_BACKEND} nomad-auth (protected)" in result.stderr
     assert estate.staging_vault().read("sys/namespaces/nomad") is not None
     assert estate.staging_vault().read("sys/namespaces/nomad-v2") is None
 

@@ -8,15 +8,9 @@ import time
 
 import pytest
 
+from devtools.workload import login_error
 from tests.e2e.harness import Scenario, changes
-from tests.e2e.vault_checks import (
-    denied,
-    login,
-    login_refused,
-    read_secret,
-    refused,
-    write_secret,
-)
+from tests.e2e.vault_checks import denied, login, read_secret, refused, write_secret
 from tests.hcl import parse_hcl
 
 AUTH, ROLE, POLICY, KV = "jwt-nomad", "nomad-workloads", "nomad-workloads", "secret"
@@ -131,13 +125,15 @@ def test_logins_with_bad_tokens_are_refused(deployed: Scenario) -> None:
         "alg none": issuer.mint_alg_none("web"),
         "no user claim": issuer.mint("web", extra_claims=None),
     }
-    accepted = []
-    for reason, jwt in bad_tokens.items():
-        try:
-            login_refused(deployed, jwt, AUTH, ROLE)
-        except pytest.fail.Exception:
-            accepted.append(reason)
+    address = deployed.server.address
+    accepted = [
+        reason
+        for reason, jwt in bad_tokens.items()
+        if login_error(address, jwt, AUTH, ROLE) is None
+    ]
     assert accepted == []
+    # The same issuer's well-formed token is let in: the refusals are about the tokens.
+    assert login_error(address, issuer.mint("web"), AUTH, ROLE) is None
 
 
 @pytest.mark.parametrize("job_id", ["web/db", "*", "web+"])

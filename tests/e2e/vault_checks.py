@@ -1,57 +1,26 @@
-"""What a Nomad workload can do with its identity: log in, read, list, be denied."""
-
-from typing import Any
+"""The workload calls of `devtools.workload`, on a scenario's server: what the e2e tests of a
+Nomad job's identity share (log in, read, list, be denied)."""
 
 import hvac
-import pytest
-from hvac.exceptions import Forbidden, InvalidRequest
 
+from devtools import workload
+from devtools.workload import denied, read_secret, refused, write_secret
 from tests.e2e.harness import Scenario
+
+__all__ = ["denied", "login", "login_refused", "read_secret", "refused", "write_secret"]
 
 
 def login(
     scenario: Scenario, jwt: str, auth_path: str, role: str, namespace: str | None = None
 ) -> hvac.Client:
     """A client holding the token a Nomad task would get for `jwt`."""
-    client = scenario.client(namespace=namespace)
-    client.token = None
-    client.auth.jwt.jwt_login(role=role, jwt=jwt, path=auth_path)
-    return client
+    return workload.login(scenario.server.address, jwt, auth_path, role, namespace)
 
 
 def login_refused(
     scenario: Scenario, jwt: str, auth_path: str, role: str, namespace: str | None = None
 ) -> str:
-    """The error text of a login that must fail with HTTP 400."""
-    with pytest.raises(InvalidRequest) as refused:
-        login(scenario, jwt, auth_path, role, namespace)
-    return str(refused.value)
-
-
-def write_secret(client: hvac.Client, kv_mount: str, path: str, data: dict[str, Any]) -> None:
-    client.write_data(f"{kv_mount}/data/{path}", data={"data": data})
-
-
-def read_secret(client: hvac.Client, kv_mount: str, path: str) -> dict[str, Any]:
-    response = client.read(f"{kv_mount}/data/{path}")
-    assert response is not None, f"{kv_mount}/data/{path} not found"
-    return response["data"]["data"]
-
-
-def denied(action: Any, *args: Any, **kwargs: Any) -> bool:
-    """True when Vault answers 403 to the call."""
-    return _fails_with(Forbidden, action, *args, **kwargs)
-
-
-def refused(action: Any, *args: Any, **kwargs: Any) -> bool:
-    """True when Vault answers 403 or 400 (OpenBao's answer to a token whose identity
-    template renders a `/`, `*` or `+`: every request of that token is refused)."""
-    return _fails_with((Forbidden, InvalidRequest), action, *args, **kwargs)
-
-
-def _fails_with(errors: Any, action: Any, *args: Any, **kwargs: Any) -> bool:
-    try:
-        action(*args, **kwargs)
-    except errors:
-        return True
-    return False
+    """Vault's reason for refusing a login that must be refused (HTTP 400)."""
+    reason = workload.login_error(scenario.server.address, jwt, auth_path, role, namespace)
+    assert reason is not None, f"the login as role {role} at {auth_path} was accepted"
+    return reason

@@ -335,3 +335,28 @@ def test_protect_guards_the_mount_the_namespace_and_a_managed_kv_mount(
         if resource.typ.startswith("vault:"):
             expected = protect and resource.typ in guarded
             assert run.options[resource.name].protect == expected, resource.name
+
+
+@pytest.mark.parametrize(
+    ("entries", "heir"),
+    [
+        ([{"name": "new"}, {"name": "old", "authPath": "jwt-nomad"}], "nomad-old"),
+        ([{"name": "old", "authPath": "jwt-nomad"}, {"name": "new"}], "nomad-old"),
+        ([{"name": "a"}, {"name": "b"}], None),  # no entry has the recorded mount
+    ],
+)
+def test_the_cluster_with_the_single_forms_mount_takes_over_its_names(
+    run_program, entries, heir
+) -> None:
+    """Chosen by its mount, not its position: a new cluster listed first never inherits (and
+    so moves) the mount running jobs log in at."""
+    recorded = {"auth_path": "jwt-nomad", "namespace": "", "vault_server": ON_OPENBAO}
+    run = run_program({"clusters": json.dumps(entries)}, previous_outputs=recorded)
+    took_over = [name for name, options in run.options.items() if options.aliases == ("nomad",)]
+    assert took_over == ([heir] if heir else [])
+
+
+def test_an_earlier_stack_in_the_clusters_form_hands_nothing_over(run_program) -> None:
+    recorded = {"auth_path": {"a": "jwt-nomad"}, "namespace": {"a": ""}}
+    run = run_program({"clusters": CLUSTERS}, previous_outputs=recorded)
+    assert not [name for name, options in run.options.items() if options.aliases == ("nomad",)]

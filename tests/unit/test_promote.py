@@ -8,6 +8,17 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
+from components.resource_types import (
+    AUTH_BACKEND,
+    CLUSTER_COMPONENT,
+    LOCAL_FILE,
+    MOUNT,
+    NAMESPACE,
+    POLICY,
+    PROJECT,
+    REMOTE_FILE,
+    ROLE,
+)
 from devtools import promote
 from devtools.promote import (
     Promotion,
@@ -23,15 +34,8 @@ from devtools.promote import (
     source_problems,
 )
 
-STACK = "urn:pulumi:staging::nomad-vault-setup::"
-COMPONENT = "nomad-vault-setup:index:NomadVaultSetup$"
-AUTH = "vault:jwt/authBackend:AuthBackend"
-NAMESPACE = "vault:index/namespace:Namespace"
-POLICY = "vault:index/policy:Policy"
-ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
-KV = "vault:index/mount:Mount"
-LOCAL_FILE = "command:local:Command"
-REMOTE_FILE = "command:remote:Command"
+STACK = f"urn:pulumi:staging::{PROJECT}::"
+COMPONENT = f"{CLUSTER_COMPONENT}$"
 KV_LOST = "the managed KV mount: its secrets are deleted with it"
 ROLE_GAP = "the role: logins with it fail between its delete and re-create"
 KV_MOVED = "moves the KV mount (kvMount), so every job's secret paths change"
@@ -54,7 +58,7 @@ def recorded_steps(entries: list[dict]) -> list[Step]:
         (
             "move_auth_path",  # the role's `backend` forces a new role
             [
-                f"update {AUTH} nomad-auth: moves the auth mount (authPath)",
+                f"update {AUTH_BACKEND} nomad-auth: moves the auth mount (authPath)",
                 f"replace {ROLE} nomad-role ({ROLE_GAP})",
             ],
         ),
@@ -63,12 +67,12 @@ def recorded_steps(entries: list[dict]) -> list[Step]:
             "change_namespace",
             [
                 f"replace {ROLE} nomad-role ({ROLE_GAP})",
-                f"replace {AUTH} nomad-auth (the JWT auth mount)",
+                f"replace {AUTH_BACKEND} nomad-auth (the JWT auth mount)",
                 f"replace {NAMESPACE} nomad-namespace (the namespace)",
             ],
         ),
-        ("drop_kv_mount", [f"delete {KV} nomad-kv ({KV_LOST})"]),
-        ("move_kv_mount", [f"update {KV} nomad-kv: {KV_MOVED}"]),
+        ("drop_kv_mount", [f"delete {MOUNT} nomad-kv ({KV_LOST})"]),
+        ("move_kv_mount", [f"update {MOUNT} nomad-kv: {KV_MOVED}"]),
         ("rename_role", [f"replace {ROLE} nomad-role ({ROLE_GAP})"]),
         (
             "stop_delivering",
@@ -88,7 +92,7 @@ def test_a_recorded_protection_error_lists_each_protected_resource() -> None:
     assert risky_steps(recorded_steps(recorded["steps"])) == [], "the engine stops first"
     assert protected_refusals(recorded["error"]) == [
         f"replace {NAMESPACE} nomad-namespace (protected)",
-        f"replace {AUTH} nomad-auth (protected)",
+        f"replace {AUTH_BACKEND} nomad-auth (protected)",
     ]
 
 
@@ -115,13 +119,13 @@ def test_a_plain_promotion_has_no_risky_step() -> None:
     for, checked in the source first; new agent file text is an in-place update."""
     steps = [
         step("same", NAMESPACE, "nomad-namespace"),
-        step("same", AUTH, "nomad-auth"),
+        step("same", AUTH_BACKEND, "nomad-auth"),
         step("update", POLICY, "nomad-policy", ("policy",)),
         step("update", ROLE, "nomad-role", ("tokenPeriod",)),
         step("create", ROLE, "nomad-role-db-admin"),
         step("delete", ROLE, "nomad-role-old"),
         step("delete", POLICY, "nomad-role-old-policy"),
-        step("update", KV, "nomad-kv", ("description",)),
+        step("update", MOUNT, "nomad-kv", ("description",)),
         step("update", REMOTE_FILE, "nomad-agent-10.0.0.5-22/etc/nomad.d/vault.hcl", ("stdin",)),
         step("create", LOCAL_FILE, "nomad-local/etc/nomad.d/vault-client.hcl"),
     ]
@@ -131,14 +135,14 @@ def test_a_plain_promotion_has_no_risky_step() -> None:
 def test_deleting_the_kv_mount_or_an_agent_file_or_replacing_a_role_is_risky() -> None:
     agent = "nomad-agent-10.0.0.5-22/etc/nomad.d/vault-client.hcl"
     steps = [
-        step("replace", KV, "nomad-kv", ("namespace",)),
+        step("replace", MOUNT, "nomad-kv", ("namespace",)),
         step("create-replacement", ROLE, "nomad-role", ("roleType",)),
         step("delete-replaced", ROLE, "nomad-role"),
         step("delete", REMOTE_FILE, agent),
         step("delete-replaced", LOCAL_FILE, "nomad-local/etc/nomad.d/vault-server.hcl"),
     ]
     assert risky_steps(steps) == [
-        f"replace {KV} nomad-kv ({KV_LOST})",
+        f"replace {MOUNT} nomad-kv ({KV_LOST})",
         f"replace {ROLE} nomad-role ({ROLE_GAP})",
         f"delete {REMOTE_FILE} {agent} ({AGENT_FILE})",
         f"replace {LOCAL_FILE} nomad-local/etc/nomad.d/vault-server.hcl ({AGENT_FILE})",
@@ -148,24 +152,24 @@ def test_deleting_the_kv_mount_or_an_agent_file_or_replacing_a_role_is_risky() -
 def test_replacing_or_deleting_the_mount_or_namespace_is_risky() -> None:
     steps = [
         step("delete-replaced", NAMESPACE, "nomad-namespace"),
-        step("replace", AUTH, "nomad-auth", ("namespace",)),
-        step("delete", AUTH, "nomad-auth-b"),
+        step("replace", AUTH_BACKEND, "nomad-auth", ("namespace",)),
+        step("delete", AUTH_BACKEND, "nomad-auth-b"),
     ]
     assert risky_steps(steps) == [
         f"replace {NAMESPACE} nomad-namespace (the namespace)",
-        f"replace {AUTH} nomad-auth (the JWT auth mount)",
-        f"delete {AUTH} nomad-auth-b (the JWT auth mount)",
+        f"replace {AUTH_BACKEND} nomad-auth (the JWT auth mount)",
+        f"delete {AUTH_BACKEND} nomad-auth-b (the JWT auth mount)",
     ]
 
 
 def test_moving_the_mount_renaming_the_policy_or_touching_protected_things_is_risky() -> None:
     steps = [
-        step("update", AUTH, "nomad-auth", ("path",)),
+        step("update", AUTH_BACKEND, "nomad-auth", ("path",)),
         step("replace", POLICY, "nomad-policy", ("name",)),
         step("delete", ROLE, "nomad-role-old", protected=True),
     ]
     assert risky_steps(steps) == [
-        f"update {AUTH} nomad-auth: moves the auth mount (authPath)",
+        f"update {AUTH_BACKEND} nomad-auth: moves the auth mount (authPath)",
         f"replace {POLICY} nomad-policy: renames the policy (policyName)",
         f"delete {ROLE} nomad-role-old (a protected resource)",
     ]
@@ -177,12 +181,12 @@ def test_pulumis_own_protection_errors_are_listed() -> None:
         f'{COMPONENT}{NAMESPACE}::nomad-namespace"\n'
         "as it is currently marked for protection. To unprotect the resource, ...\n"
         'error: unable to replace resource "urn:pulumi:staging::nomad-vault-setup::'
-        f'{COMPONENT}{AUTH}::nomad-auth" as part of replacing "urn:pulumi:staging::x" '
+        f'{COMPONENT}{AUTH_BACKEND}::nomad-auth" as part of replacing "urn:pulumi:staging::x" '
         "as it is currently marked for protection.\n"
     )
     assert protected_refusals(recorded) == [
         f"replace {NAMESPACE} nomad-namespace (protected)",
-        f"replace {AUTH} nomad-auth (protected)",
+        f"replace {AUTH_BACKEND} nomad-auth (protected)",
     ]
     assert protected_refusals("error: 400 error checking jwks URL") == []
 
@@ -330,13 +334,13 @@ class PlannedStack:
 # (tests/e2e/test_promote.py), and the CLI's words for an unplanned create and delete.
 RECORDED_UP_OUTPUT = (
     " ~  vault:jwt:AuthBackend nomad-auth **refreshing failed (0.06s)** error: resource "
-    f"urn:pulumi:staging::nomad-vault-setup::{COMPONENT}{AUTH}::nomad-auth violates plan: "
+    f"{STACK}{COMPONENT}{AUTH_BACKEND}::nomad-auth violates plan: "
     "properties changed: =~path[{jwt-nomad-unchecked}]\n"
     "Diagnostics:\n"
-    f"  {AUTH} (nomad-nomad-auth):\n"
-    f"    error: resource urn:pulumi:staging::nomad-vault-setup::{COMPONENT}{AUTH}::nomad-auth "
+    f"  {AUTH_BACKEND} (nomad-nomad-auth):\n"
+    f"    error: resource {STACK}{COMPONENT}{AUTH_BACKEND}::nomad-auth "
     "violates plan: properties changed: =~path[{jwt-nomad-unchecked}]\n"
-    "    command:local:Command extra  error: create is not allowed by the plan: no steps were "
+    f"    {LOCAL_FILE} extra  error: create is not allowed by the plan: no steps were "
     "expected for this resource\n"
     "    error: create is not allowed by the plan: no steps were expected for this resource\n"
     "    error: delete is not allowed by the plan: this resource is constrained to same\n"
@@ -382,11 +386,26 @@ def test_an_up_outside_the_plan_is_refused_and_each_refused_step_named(
         promotion._apply(stack, tmp_path / "p", "m", promotion._fingerprint(stack))
     assert "staging changed after its checked preview" in str(refusal.value)
     assert plan_violations(RECORDED_UP_OUTPUT) == [
-        f"{AUTH} nomad-auth: properties changed: =~path[{{jwt-nomad-unchecked}}]",
-        "command:local:Command extra: create is not allowed by the plan: no steps were expected "
+        f"{AUTH_BACKEND} nomad-auth: properties changed: =~path[{{jwt-nomad-unchecked}}]",
+        f"{LOCAL_FILE} extra: create is not allowed by the plan: no steps were expected "
         "for this resource",
         "delete is not allowed by the plan: this resource is constrained to same",
     ]
     failing = PlannedStack("error: 400 error checking jwks URL")
     with pytest.raises(auto.CommandError, match="400 error checking jwks URL"):
         promotion._apply(failing, tmp_path, "m", promotion._fingerprint(failing))
+
+
+def test_promotion_keeps_checkpoints_on_its_stacks_whatever_the_shell_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Real stacks must survive an interrupted `up`: only throwaway stacks skip checkpoints."""
+    monkeypatch.setenv("PULUMI_SKIP_CHECKPOINTS", "true")
+    started: list[Promotion] = []
+    monkeypatch.setattr(Promotion, "run", lambda self: started.append(self))
+    argv = ["--from", "staging", "--to", "prod", "--project-dir", str(tmp_path)]
+    assert promote.main(argv) == 0
+    (promotion,) = started
+    for env in (promotion.source_env, promotion.target_env):
+        assert env["PULUMI_SKIP_CHECKPOINTS"] == "false"
+        assert env["PIP_DISABLE_PIP_VERSION_CHECK"] == "1"
