@@ -3,7 +3,6 @@ files on this machine, and onto the agents over SSH. What the files hold and how
 guard them is agent_files.py's.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -21,7 +20,7 @@ from .agent_files import (
 )
 from .config import ClusterSettings, NomadAgent
 from .ownership import stack_owner
-from .resource_types import AGENT_CONFIG_COMPONENT
+from .resource_types import AGENT_CONFIG_COMPONENT, FormerNames
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,6 @@ class AgentConfigArgs:
     server_config: pulumi.Output[str]
     client_config: pulumi.Output[str]
     private_key: pulumi.Output[str] | None = None
-
-
-# Where a resource was registered before (parent, name): Pulumi aliases, so nothing is
-# replaced when the layout moves it. `former_names(child_name)` gives them for one child.
-FormerNames = Callable[[str], list[pulumi.Alias]]
 
 
 class AgentConfig(pulumi.ComponentResource):

@@ -30,6 +30,11 @@ OUTPUTS: dict[str, str] = {
         "the Vault cluster (`cluster_id`) and provider namespace the stack was applied to; one"
         " value for the whole stack"
     ),
+    "single_form_mount": (
+        "the auth mount (namespace, path) of the stack's single-cluster form, carried forward in"
+        " the `clusters` form so the entry holding it keeps the objects it had; one value for the"
+        " whole stack"
+    ),
 }
-# The one output that describes the whole stack, never keyed by cluster.
-STACK_WIDE = frozenset({"vault_server"})
+# The outputs that describe the whole stack, never keyed by cluster.
+STACK_WIDE = frozenset({"vault_server", "single_form_mount"})

@@ -29,7 +29,14 @@ from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
 
 # The stack outputs that record what the stack's last update managed, and where.
-RECORD_OUTPUTS = ("vault_server", "vault_policies", "policy_name", "namespace", "auth_path")
+RECORD_OUTPUTS = (
+    "vault_server",
+    "vault_policies",
+    "policy_name",
+    "namespace",
+    "auth_path",
+    "single_form_mount",
+)
 # How the provider's generic read reports a path with nothing there (Vault's 404).
 _NOTHING_THERE = "no secret found at"
 

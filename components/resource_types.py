@@ -4,6 +4,10 @@ The program, `make promote` (which judges a preview's steps by type), the mock r
 tests all name resources by these.
 """
 
+from collections.abc import Callable
+
+import pulumi
+
 PROJECT = "nomad-vault-setup"
 
 # Components of this program.
@@ -23,3 +27,7 @@ REMOTE_FILE = "command:remote:Command"
 
 # The engine's own
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+# Where a child was registered before (parent, name): Pulumi aliases, so nothing is replaced
+# when the layout moves it. `former_names(child_name)` gives them for one child.
+FormerNames = Callable[[str], list[pulumi.Alias]]

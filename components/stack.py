@@ -15,16 +15,16 @@ nothing in Vault (the accessor of a re-created mount would change, and break eve
   single-cluster names (`nomad`, `nomad-auth`, ...), which match no state once it has.
 """
 
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pulumi_vault as vault
 
 from .config import Cluster, StackSettings
+from .config.report import raise_if_any
 from .ownership import namespace_metadata, stack_owner
 from .preflight import check_live_server
-from .resource_types import CLUSTER_COMPONENT
+from .resource_types import CLUSTER_COMPONENT, FormerNames
 from .vault_setup import NomadVaultSetup, NomadVaultSetupArgs
 
 # The component name of a stack without `clusters`.
@@ -38,9 +38,11 @@ def component_name(cluster: Cluster) -> str:
 def deploy(stack: StackSettings) -> dict[str, Any]:
     """Check the live server, register every resource; return the stack outputs by name."""
     live = check_live_server(stack, stack.provider)
+    single_mount = single_form_mount(stack, live.previous)
+    heir = single_form_heir(stack, single_mount)
+    raise_if_any(renamed_mount_problems(stack, live.previous, heir))
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
-    heir = single_form_heir(stack, live.previous)
     namespaces = _namespaces(stack, heir)
     per_cluster: dict[str, dict[str, pulumi.Output]] = {}
     for cluster in stack.clusters:
@@ -60,24 +62,82 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
                 outputs.setdefault(output, {})[name] = value
     # Where the objects live: the next run trusts these outputs only on this same server.
     outputs["vault_server"] = live.record
+    outputs["single_form_mount"] = single_mount
     return outputs
 
 
-def single_form_heir(stack: StackSettings, previous: dict[str, Any]) -> Cluster | None:
+Mount = dict[str, str]
+
+
+def _mount(namespace: Any, auth_path: Any) -> Mount | None:
+    if isinstance(auth_path, str) and isinstance(namespace, str | None):
+        return {"namespace": namespace or "", "auth_path": auth_path}
+    return None
+
+
+def single_form_mount(stack: StackSettings, previous: dict[str, Any]) -> Mount | None:
+    """The auth mount of the stack's single-cluster form, if it ever had one.
+
+    Recorded by every run (the `single_form_mount` output) and carried forward in the
+    `clusters` form, so the entry holding that mount keeps the single form's resource names
+    even when a run was interrupted or targeted half-way through the move. A stack of the
+    previous release recorded it as its plain `auth_path` and `namespace` outputs.
+    """
+    if not stack.multi_cluster:
+        settings = stack.clusters[0].settings
+        return _mount(settings.namespace, settings.auth_path)
+    recorded = previous.get("single_form_mount")
+    if isinstance(recorded, dict):
+        return _mount(recorded.get("namespace"), recorded.get("auth_path"))
+    return _mount(previous.get("namespace"), previous.get("auth_path"))
+
+
+def single_form_heir(stack: StackSettings, mount: Mount | None) -> Cluster | None:
     """The `clusters` entry that takes over a single-cluster stack's resources, if any.
 
-    The one whose auth mount (namespace and path) is the one the stack's last update, made in
-    the single-cluster form, recorded: its objects are the same Vault objects. Chosen by what
-    it is, not by position, so a new cluster listed first can never inherit (and so move) the
-    mount that running jobs log in at.
+    The one holding the single form's auth mount (namespace and path): its objects are the
+    same Vault objects. Chosen by what it is, not by position, so a new cluster listed first
+    can never inherit (and so move) the mount that running jobs log in at.
     """
-    path, namespace = previous.get("auth_path"), previous.get("namespace") or ""
-    if not stack.multi_cluster or not isinstance(path, str) or not isinstance(namespace, str):
+    if not stack.multi_cluster or mount is None:
         return None
     for cluster in stack.clusters:
-        if (cluster.settings.auth_path, cluster.settings.namespace) == (path, namespace):
+        if _mount(cluster.settings.namespace, cluster.settings.auth_path) == mount:
             return cluster
     return None
+
+
+def renamed_mount_problems(
+    stack: StackSettings, previous: dict[str, Any], heir: Cluster | None
+) -> list[str]:
+    """A cluster whose auth mount the last update recorded under another cluster name.
+
+    Its resources would be new ones at the same Vault paths: the `up` would fail on the mount
+    in use after writing some of them, and undoing it would delete policies. An entry's name
+    is its identity: renaming one, or leaving the `clusters` form, is refused before anything
+    is written.
+    """
+    paths, namespaces = previous.get("auth_path"), previous.get("namespace")
+    if isinstance(paths, dict) and isinstance(namespaces, dict):
+        recorded = {name: _mount(namespaces.get(name), path) for name, path in paths.items()}
+    else:
+        recorded = {"": _mount(namespaces, paths)}
+    problems = []
+    for cluster in stack.clusters:
+        mount = _mount(cluster.settings.namespace, cluster.settings.auth_path)
+        for name, was in recorded.items():
+            if was != mount or name == cluster.name or cluster is heir:
+                continue
+            before = f"cluster {name!r}" if name else "the single-cluster form"
+            now = f"cluster {cluster.name!r}" if cluster.name else "the single-cluster form"
+            problems.append(
+                f"{cluster.setting('authPath')}: the auth mount {mount['auth_path']!r} (namespace"
+                f" {mount['namespace'] or 'none'!r}) belongs to {before} in this stack, not to"
+                f" {now}: renaming a `clusters` entry, or going back to the single-cluster form,"
+                " would re-create its objects while jobs use them. Keep the name"
+                f" {name!r}" + (" (a one-entry `clusters` list stays as it is)" if name else "")
+            )
+    return problems
 
 
 def _single_urn() -> pulumi.Output[str]:
@@ -130,7 +190,12 @@ def _cluster(
         namespace=namespace.path if namespace else None,
     )
     former = [pulumi.Alias(name=SINGLE)] if takes_over_single else []
-    component = NomadVaultSetup(name, args, pulumi.ResourceOptions(aliases=former))
+    component = NomadVaultSetup(
+        name,
+        args,
+        _former_single_names(name) if takes_over_single else lambda _child: [],
+        pulumi.ResourceOptions(aliases=former),
+    )
     settings = cluster.settings
     if settings.nomad_config_dir or settings.nomad_agents:
         # Only a stack that delivers files loads pulumi-command.
@@ -150,17 +215,24 @@ def _cluster(
     return component.outputs()
 
 
+def _former_single_names(name: str) -> FormerNames:
+    """The single-cluster form's name of each of the heir's children (`nomad-auth`, ...)."""
+
+    def aliases(child: str) -> list[pulumi.Alias]:
+        return [pulumi.Alias(name=SINGLE + child.removeprefix(name), parent=_single_urn())]
+
+    return aliases
+
+
 def _former_file_names(
     name: str, component: NomadVaultSetup, takes_over_single: bool
-) -> Callable[[str], list[pulumi.Alias]]:
+) -> FormerNames:
     """Delivered files were children of the cluster component itself (and, for the heir of a
     single-cluster stack, of the single-cluster form's component, under its name)."""
 
+    single = _former_single_names(name)
+
     def aliases(child: str) -> list[pulumi.Alias]:
-        found = [pulumi.Alias(parent=component)]
-        if takes_over_single:
-            single_name = SINGLE + child.removeprefix(name)
-            found.append(pulumi.Alias(name=single_name, parent=_single_urn()))
-        return found
+        return [pulumi.Alias(parent=component), *(single(child) if takes_over_single else [])]
 
     return aliases

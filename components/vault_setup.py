@@ -18,7 +18,7 @@ from .nomad_config import render_client_config, render_server_config
 from .outputs import OUTPUTS, STACK_WIDE
 from .ownership import PROJECT, marked, stack_owner
 from .policy import render_workload_policy
-from .resource_types import CLUSTER_COMPONENT
+from .resource_types import CLUSTER_COMPONENT, FormerNames
 
 # Nomad signs with RS256 since 1.7 and EdDSA for older root keys; nothing else is accepted.
 JWT_SUPPORTED_ALGS = ["EdDSA", "RS256"]
@@ -66,20 +66,18 @@ class NomadVaultSetup(pulumi.ComponentResource):
     nomad_client_config: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: NomadVaultSetupArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: NomadVaultSetupArgs,
+        former_names: FormerNames = lambda _name: [],
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`former_names(child)` gives a child's aliases where an earlier layout named it."""
         super().__init__(CLUSTER_COMPONENT, name, None, opts)
         settings = args.settings
         self._settings = settings
         self._inside = args.namespace
-        # Vault writes overwrite: a replacement created before the old object is deleted would
-        # be written to the same path and then deleted with it.
-        self._at_same_path = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
-        # Replacing or deleting these breaks every running job (a new mount has a new accessor;
-        # a deleted KV mount takes its secrets): with `protect`, Pulumi refuses to.
-        protected = pulumi.ResourceOptions.merge(
-            self._at_same_path, pulumi.ResourceOptions(protect=settings.protect)
-        )
+        self._former_names = former_names
 
         self.managed_kv_mount = (
             vault.Mount(
@@ -89,7 +87,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
                 options={"version": "2"},
                 description=f"Nomad workload secrets (managed by {PROJECT})",
                 namespace=self._inside,
-                opts=protected,
+                opts=self._opts(f"{name}-kv", protect=settings.protect),
             )
             if settings.manage_kv_mount
             else None
@@ -106,7 +104,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             # A job whose vault block names no role logs in with this one.
             default_role=settings.role_name,
             namespace=self._inside,
-            opts=protected,
+            opts=self._opts(f"{name}-auth", protect=settings.protect),
         )
 
         self.policies: list[vault.Policy] = []
@@ -143,6 +141,21 @@ class NomadVaultSetup(pulumi.ComponentResource):
         )
         self.register_outputs(self.outputs())
 
+    def _opts(self, resource_name: str, protect: bool = False) -> pulumi.ResourceOptions:
+        """Options of every child: this component's, replaced delete-first (Vault writes
+        overwrite: a replacement created before the old object is deleted would be written to
+        the same path and then deleted with it), `protect` where replacing or deleting breaks
+        every running job (a new mount has a new accessor; a deleted KV mount takes its
+        secrets), and explicit aliases where an earlier layout named the child otherwise (the
+        engine's aliases inherited from the component's do not follow a child whose move an
+        interrupted run left half done)."""
+        return pulumi.ResourceOptions(
+            parent=self,
+            delete_before_replace=True,
+            protect=protect,
+            aliases=self._former_names(resource_name),
+        )
+
     def _policy(self, resource_name: str, name: str, text: pulumi.Input[str]) -> vault.Policy:
         """A policy whose first line says which stack owns it (see ownership.py)."""
         owner = stack_owner()
@@ -151,7 +164,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             name=name,
             policy=pulumi.Output.from_input(text).apply(lambda plain: marked(plain, owner)),
             namespace=self._inside,
-            opts=self._at_same_path,
+            opts=self._opts(resource_name),
         )
         self.policies.append(policy)
         return policy
@@ -186,7 +199,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             # Taken from the Policy resources' outputs, so the role waits for its policies.
             token_policies=policies,
             namespace=self._inside,
-            opts=self._at_same_path,
+            opts=self._opts(resource_name),
         )
 
     def _extra_role(self, resource_name: str, role: ExtraRole) -> vault.jwt.AuthBackendRole:

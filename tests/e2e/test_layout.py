@@ -151,3 +151,25 @@ def test_moving_to_the_clusters_form_is_a_config_edit_with_no_change(
     assert changes(scenario.up().summary.resource_changes) == {}
     assert {path.name: path.read_text() for path in Path(config_dir).iterdir()} == files
     assert changes(scenario.destroy().summary.resource_changes) == {"delete": 12}
+
+
+def test_a_move_cut_short_by_a_failure_completes_without_losing_an_object(new_scenario) -> None:
+    """The new cluster's mount fails half-way through the move; once it is fixed, the next
+    `up` finishes the move and the first cluster's role and policy are still there."""
+    scenario: Scenario = new_scenario()
+    scenario.stack.workspace.env_vars["PULUMI_SKIP_CHECKPOINTS"] = "false"  # as real stacks run
+    scenario.configure()
+    scenario.up()
+    accessor = mounts(scenario)["jwt-nomad/"]
+    heir = {"name": "a", "authPath": "jwt-nomad", "policyName": "nomad-workloads"}
+    unreachable = {"name": "b", "jwksUrl": "http://127.0.0.1:9/.well-known/jwks.json"}
+    scenario.configure(clusters=[unreachable, heir])
+    with pytest.raises(auto.CommandError, match="jwks"):
+        scenario.up()
+    scenario.configure(clusters=[{"name": "b", "jwksUrl": scenario.add_issuer()[1]}, heir])
+    finished = changes(scenario.up().summary.resource_changes)
+    assert "delete" not in finished and "replace" not in finished, finished
+    assert scenario.vault.list("auth/jwt-nomad/role")["data"]["keys"] == ["nomad-workloads"]
+    assert "nomad-workloads" in scenario.vault.sys.list_acl_policies()["data"]["keys"]
+    assert mounts(scenario)["jwt-nomad/"] == accessor
+    assert changes(scenario.preview(refresh=True).change_summary) == {}

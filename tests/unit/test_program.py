@@ -174,8 +174,10 @@ def test_outputs_for_the_default_config(run_program) -> None:
             "kv_mount",
             "vault_policies",
             "vault_server",
+            "single_form_mount",
         ]
     )
+    assert exports["single_form_mount"] == {"namespace": "", "auth_path": "jwt-nomad"}
     assert exports["kv_mount"] == "secret"
     assert exports["vault_policies"] == ["nomad-workloads"]
     assert (exports["auth_path"], exports["role_name"], exports["policy_name"]) == (
@@ -308,6 +310,7 @@ def test_each_cluster_is_a_component_and_a_shared_namespace_is_created_once(run_
 def test_with_clusters_every_output_is_a_map_by_cluster(run_program) -> None:
     exports = run_program({"clusters": CLUSTERS}).exports
     assert exports.pop("vault_server") == ON_OPENBAO, "one server for the stack"
+    assert exports.pop("single_form_mount") is None, "never a single-cluster stack"
     for name, value in exports.items():
         assert sorted(value) == ["east", "edge", "west"], name
     assert exports["auth_path"] == {
@@ -343,6 +346,7 @@ def test_protect_guards_the_mount_the_namespace_and_a_managed_kv_mount(
         ([{"name": "new"}, {"name": "old", "authPath": "jwt-nomad"}], "nomad-old"),
         ([{"name": "old", "authPath": "jwt-nomad"}, {"name": "new"}], "nomad-old"),
         ([{"name": "a"}, {"name": "b"}], None),  # no entry has the recorded mount
+        ([{"name": "a", "authPath": "jwt-nomad", "namespace": "t"}], None),  # another namespace
     ],
 )
 def test_the_cluster_with_the_single_forms_mount_takes_over_its_names(
@@ -356,7 +360,57 @@ def test_the_cluster_with_the_single_forms_mount_takes_over_its_names(
     assert took_over == ([heir] if heir else [])
 
 
-def test_an_earlier_stack_in_the_clusters_form_hands_nothing_over(run_program) -> None:
-    recorded = {"auth_path": {"a": "jwt-nomad"}, "namespace": {"a": ""}}
-    run = run_program({"clusters": CLUSTERS}, previous_outputs=recorded)
+def test_the_heirs_children_carry_their_single_form_names(run_program) -> None:
+    """Explicit, not only inherited from the component: a move an interrupted run left half
+    done must still find each child (an inherited alias does not)."""
+    recorded = {"auth_path": "jwt-nomad", "namespace": "", "vault_server": ON_OPENBAO}
+    entries = [{"name": "new"}, {"name": "old", "authPath": "jwt-nomad", "roles": ROLES}]
+    run = run_program({"clusters": json.dumps(entries)}, previous_outputs=recorded)
+    children = {n: o.aliases for n, o in run.options.items() if n.startswith("nomad-old-")}
+    assert children["nomad-old-auth"] == ("nomad-auth",)
+    assert children["nomad-old-role-db-admin-policy"] == ("nomad-role-db-admin-policy",)
+    assert not any(o.aliases for n, o in run.options.items() if n.startswith("nomad-new-"))
+
+
+def test_the_single_forms_mount_is_carried_forward(run_program) -> None:
+    """Once in the `clusters` form (even if a targeted or failed run wrote its outputs), the
+    heir is still the entry holding the single form's mount."""
+    carried = {"namespace": "", "auth_path": "jwt-nomad"}
+    entries = [{"name": "new"}, {"name": "old", "authPath": "jwt-nomad"}]
+    recorded = {
+        "auth_path": {"new": "jwt-nomad-new", "old": "jwt-nomad"},
+        "namespace": {"new": "", "old": ""},
+        "single_form_mount": carried,
+    }
+    run = run_program({"clusters": json.dumps(entries)}, previous_outputs=recorded)
+    assert run.options["nomad-old"].aliases == ("nomad",)
+    assert run.exports["single_form_mount"] == carried
+
+
+def test_the_same_path_in_another_namespace_is_not_the_heir(run_program) -> None:
+    recorded = {"auth_path": "jwt-nomad", "namespace": "", "vault_server": ON_OPENBAO}
+    entries = [{"name": "a", "authPath": "jwt-nomad", "namespace": "team"}]
+    run = run_program({"clusters": json.dumps(entries)}, previous_outputs=recorded)
     assert not [name for name, options in run.options.items() if options.aliases == ("nomad",)]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "config", "says"),
+    [
+        (  # renaming an entry
+            {"auth_path": {"a": "jwt-x"}, "namespace": {"a": ""}},
+            {"clusters": json.dumps([{"name": "a2", "authPath": "jwt-x"}])},
+            "belongs to cluster 'a' in this stack, not to cluster 'a2'",
+        ),
+        (  # leaving the clusters form
+            {"auth_path": {"a": "jwt-nomad"}, "namespace": {"a": ""}},
+            {},
+            "belongs to cluster 'a' in this stack, not to the single-cluster form",
+        ),
+    ],
+)
+def test_a_recorded_mount_under_another_cluster_name_is_refused(
+    run_program, recorded, config, says
+) -> None:
+    with pytest.raises(ConfigError, match=says):
+        run_program(config, previous_outputs=recorded | {"vault_server": ON_OPENBAO})
