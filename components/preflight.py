@@ -10,7 +10,7 @@ nothing has been written.
 The reads go through the provider (its address, token and namespace), except the server's
 kind, which is asked of the unauthenticated health endpoint: no token is sent for it. Agent
 files in `nomadConfigDir` are on this machine and checked here too; files on remote agents are
-checked by the delivery command itself, before it writes (delivery.py).
+checked by the delivery command itself, before it writes (agent_files.py).
 """
 
 import json
@@ -78,7 +78,13 @@ def previous_outputs(provider: ProviderContext) -> dict[str, Any]:
     return {name: _sync_await(reference.get_output_details(name)).value for name in RECORD_OUTPUTS}
 
 
-def _for_cluster(record: Mapping[str, Any], name: str, cluster: str) -> Any:
+def recorded_clusters(record: Mapping[str, Any]) -> list[str]:
+    """The clusters the last update recorded outputs for ("" for a stack without `clusters`)."""
+    value = record.get("auth_path")
+    return list(value) if isinstance(value, dict) else [""]
+
+
+def recorded_value(record: Mapping[str, Any], name: str, cluster: str) -> Any:
     """One cluster's value of an output: plain for a stack without `clusters`, else by name."""
     value = record.get(name)
     if cluster:
@@ -88,10 +94,10 @@ def _for_cluster(record: Mapping[str, Any], name: str, cluster: str) -> Any:
 
 def _managed_policies(record: Mapping[str, Any], cluster: Cluster) -> set[str]:
     """The policies the last update managed for this cluster, in its namespace now."""
-    if _for_cluster(record, "namespace", cluster.name) != cluster.settings.namespace:
+    if recorded_value(record, "namespace", cluster.name) != cluster.settings.namespace:
         return set()
-    names = set(_for_cluster(record, "vault_policies", cluster.name) or ())
-    names.add(_for_cluster(record, "policy_name", cluster.name) or "")
+    names = set(recorded_value(record, "vault_policies", cluster.name) or ())
+    names.add(recorded_value(record, "policy_name", cluster.name) or "")
     return names - {""}
 
 
@@ -161,7 +167,7 @@ def _namespace_problems(
     for path, clusters in wanted.items():
         if path not in existing:
             continue
-        managed = any(_for_cluster(record, "namespace", c.name) == path for c in clusters)
+        managed = any(recorded_value(record, "namespace", c.name) == path for c in clusters)
         metadata = vault.get_namespace(path=path).custom_metadata
         setting = clusters[0].setting("namespace")
         problem = foreign_namespace_problem(path, setting, metadata, owner, managed)

@@ -23,7 +23,7 @@ import pulumi_vault as vault
 from .config import Cluster, StackSettings
 from .config.report import raise_if_any
 from .ownership import namespace_metadata, stack_owner
-from .preflight import check_live_server
+from .preflight import check_live_server, recorded_clusters, recorded_value
 from .resource_types import CLUSTER_COMPONENT, FormerNames
 from .vault_setup import NomadVaultSetup, NomadVaultSetupArgs
 
@@ -89,7 +89,9 @@ def single_form_mount(stack: StackSettings, previous: dict[str, Any]) -> Mount |
     recorded = previous.get("single_form_mount")
     if isinstance(recorded, dict):
         return _mount(recorded.get("namespace"), recorded.get("auth_path"))
-    return _mount(previous.get("namespace"), previous.get("auth_path"))
+    return _mount(
+        recorded_value(previous, "namespace", ""), recorded_value(previous, "auth_path", "")
+    )
 
 
 def single_form_heir(stack: StackSettings, mount: Mount | None) -> Cluster | None:
@@ -117,11 +119,12 @@ def renamed_mount_problems(
     is its identity: renaming one, or leaving the `clusters` form, is refused before anything
     is written.
     """
-    paths, namespaces = previous.get("auth_path"), previous.get("namespace")
-    if isinstance(paths, dict) and isinstance(namespaces, dict):
-        recorded = {name: _mount(namespaces.get(name), path) for name, path in paths.items()}
-    else:
-        recorded = {"": _mount(namespaces, paths)}
+    recorded = {
+        name: _mount(
+            recorded_value(previous, "namespace", name), recorded_value(previous, "auth_path", name)
+        )
+        for name in recorded_clusters(previous)
+    }
     problems = []
     for cluster in stack.clusters:
         mount = _mount(cluster.settings.namespace, cluster.settings.auth_path)
