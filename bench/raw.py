@@ -16,9 +16,8 @@ from typing import Any
 
 import requests
 
-from components.ownership import marked
+from components.ownership import marked, mount_description
 from components.policy import render_workload_policy
-from components.resource_types import PROJECT
 from components.vault_setup import CLAIM_MAPPINGS, JWT_SUPPORTED_ALGS, USER_CLAIMS
 
 AUTH_PATH = "jwt-nomad"
@@ -27,7 +26,6 @@ POLICY_NAME = "nomad-workloads"
 AUDIENCES = ["vault.io"]
 KV_MOUNT = "secret"
 TOKEN_PERIOD = 1800
-DESCRIPTION = f"Nomad workload identities (managed by {PROJECT})"
 TIMEOUT = 10
 
 
@@ -76,7 +74,7 @@ def create(vault: Vault, jwks_url: str, owner: str) -> None:
     `owner` is the stack the program's policy marker would name ("<org>/<project>/<stack>")."""
     with vault.session() as session:
         # `options: null`, as the provider sends it (a missing key reads back as `{}`).
-        mount = {"type": "jwt", "description": DESCRIPTION, "options": None}
+        mount = {"type": "jwt", "description": mount_description(owner), "options": None}
         vault.call(session, "POST", f"sys/auth/{AUTH_PATH}", mount)
         vault.call(
             session,

@@ -13,6 +13,7 @@ so a stack pointed at another server cannot claim that server's objects.
 """
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
 import pulumi
 
@@ -43,6 +44,36 @@ def marker_line(owner: str) -> str:
 def marked(text: str, owner: str) -> str:
     """HCL policy `text` with the owner's marker as its first line (a comment)."""
     return f"{marker_line(owner)}\n{text}"
+
+
+def mount_description(owner: str) -> str:
+    """The description of an auth mount stack `owner` enables: Vault sets it only then, so it
+    tells a mount a run of this stack made (even one that did not finish) from any other."""
+    return f"Nomad workload identities (managed by {PROJECT}, stack {owner})"
+
+
+def foreign_mount_problem(
+    path: str,
+    setting: str,
+    adopt_setting: str,
+    live: Mapping[str, Any] | None,
+    owner: str,
+    managed: bool,
+) -> str | None:
+    """Why the stack must not create the auth mount at `path`, if it must not.
+
+    `live` is the mount's `sys/auth` entry (None: there is none). It is the stack's when the
+    stack's last update `managed` it, or when its description names the stack. Any other mount
+    is someone else's, and the likeliest someone is `nomad setup vault`: adopting is the way in.
+    """
+    if live is None or managed or live.get("description") == mount_description(owner):
+        return None
+    return (
+        f"{setting}: auth mount {path!r} already exists and was not made by this stack"
+        f" (description: {live.get('description', '')!r}); creating it would fail. If"
+        f" `nomad setup vault` made it, set `{adopt_setting}: true` to adopt it, jobs and all"
+        " (docs/adoption.md); otherwise choose another authPath"
+    )
 
 
 def namespace_metadata(owner: str) -> dict[str, str]:

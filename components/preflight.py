@@ -15,16 +15,25 @@ checked by the delivery command itself, before it writes (agent_files.py).
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_vault as vault
 from pulumi.runtime.sync_await import _sync_await
 
+from .adoption import (
+    NOTHING_ADOPTED,
+    Adoption,
+    LiveInstall,
+    import_ids,
+    install_differences,
+    is_nomad_setups,
+    namespace_import_problems,
+)
 from .agent_files import local_file_problems
 from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
-from .ownership import foreign_namespace_problem, foreign_policy_problem
+from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
 
@@ -37,8 +46,9 @@ RECORD_OUTPUTS = (
     "auth_path",
     "single_form_mount",
 )
-# How the provider's generic read reports a path with nothing there (Vault's 404).
-_NOTHING_THERE = "no secret found at"
+# How the provider's generic read reports a path with nothing there (Vault's 404; OpenBao
+# answers a read of a missing auth mount's `sys/auth/<path>` with a 400 saying so).
+_NOTHING_THERE = ("no secret found at", "No auth engine at")
 
 
 class PreflightError(pulumi.RunError):
@@ -107,7 +117,7 @@ def _read(path: str, namespace: str) -> dict | None:
     try:
         secret = vault.generic.get_secret(path=path, namespace=namespace or None)
     except Exception as error:  # the engine raises a bare Exception for a failed invoke
-        if _NOTHING_THERE in str(error):
+        if any(nothing in str(error) for nothing in _NOTHING_THERE):
             return None
         raise _ReadFailed(_why(f"read {path}", namespace, error)) from None
     return json.loads(secret.data_json or "{}")
@@ -149,45 +159,80 @@ def _earlier_release_text(cluster: Cluster) -> tuple[str, ...]:
     return (render_workload_policy(accessor, settings.kv_mount),) if accessor else ()
 
 
-def _namespace_problems(
-    stack: StackSettings, owner: str, record: Mapping[str, Any]
-) -> tuple[list[str], set[str]]:
-    """Problems with existing namespaces, and which of the stack's namespaces exist (ours)."""
+@dataclass
+class _Namespaces:
+    """What the stack's namespaces are on the server: problems, which exist, which are ours,
+    which `nomad setup vault` made for an adopting cluster."""
+
+    problems: list[str] = field(default_factory=list)
+    existing: set[str] = field(default_factory=set)
+    ours: set[str] = field(default_factory=set)
+    adoptable: set[str] = field(default_factory=set)
+
+
+def _check_namespaces(
+    stack: StackSettings, provider: ProviderContext, record: Mapping[str, Any]
+) -> _Namespaces:
+    """Problems with existing namespaces, and what each of the stack's namespaces is."""
     wanted: dict[str, list[Cluster]] = {}
     for cluster in stack.clusters:
         if cluster.settings.namespace:
             wanted.setdefault(cluster.settings.namespace, []).append(cluster)
+    found = _Namespaces()
     if not wanted:
-        return [], set()
+        return found
+    if provider.namespace_import:
+        # The first step of an adoption: every provider read without a namespace of its own
+        # goes into the variable's namespace, so none is read here; the next step, which
+        # adopts the namespaces, reads them (adoption.py).
+        found.existing = found.adoptable = set(wanted)
+        return found
+    owner = provider.owner
     try:
-        existing = {path.strip("/") for path in vault.get_namespaces().paths or []}
+        listed = {path.strip("/") for path in vault.get_namespaces().paths or []}
     except Exception as error:  # a failed invoke
-        return [f"{stack.clusters[0].setting('namespace')}: {_why('list', '', error)}"], set()
-    problems, ours = [], set()
+        found.problems.append(
+            f"{stack.clusters[0].setting('namespace')}: {_why('list', '', error)}"
+        )
+        return found
     for path, clusters in wanted.items():
-        if path not in existing:
+        if path not in listed:
             continue
+        found.existing.add(path)
         managed = any(recorded_value(record, "namespace", c.name) == path for c in clusters)
         metadata = vault.get_namespace(path=path).custom_metadata
+        if is_nomad_setups(metadata) and any(c.settings.adopt for c in clusters):
+            found.adoptable.add(path)
+            continue
         setting = clusters[0].setting("namespace")
         problem = foreign_namespace_problem(path, setting, metadata, owner, managed)
         if problem:
-            problems.append(problem)
+            found.problems.append(problem)
         else:
-            ours.add(path)
-    return problems, ours
+            found.ours.add(path)
+    return found
 
 
 def _policy_problems(
-    stack: StackSettings, owner: str, namespaces: set[str], record: Mapping[str, Any]
+    stack: StackSettings,
+    owner: str,
+    namespaces: set[str],
+    record: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    adoption: Adoption,
 ) -> list[str]:
-    """Policies the stack would write that exist and are not provably the stack's."""
+    """Policies the stack would write that exist and are not provably the stack's (a policy
+    being adopted is compared by adoption.py instead, unless another stack marked it)."""
     problems = []
     for cluster in stack.clusters:
         namespace = cluster.settings.namespace
         if namespace and namespace not in namespaces:
             continue  # to be created (or foreign, reported already): nothing inside to check
-        for policy in _policies(cluster, _managed_policies(record, cluster)):
+        managed = _managed_policies(record, cluster)
+        earlier_release_mount = _earlier_release_mount(previous, cluster)
+        if adoption.of(cluster).policy:
+            managed.add(cluster.settings.policy_name)
+        for policy in _policies(cluster, managed):
             try:
                 live = _read(f"sys/policies/acl/{policy.name}", namespace)
             except _ReadFailed as failed:
@@ -197,7 +242,7 @@ def _policy_problems(
             problem = foreign_policy_problem(
                 policy.name, policy.setting, text, owner, policy.managed
             )
-            if problem and policy.workload:
+            if problem and policy.workload and earlier_release_mount:
                 ours = _earlier_release_text(cluster)
                 problem = foreign_policy_problem(
                     policy.name, policy.setting, text, owner, policy.managed, ours
@@ -205,6 +250,114 @@ def _policy_problems(
             if problem:
                 problems.append(problem)
     return problems
+
+
+def _earlier_release_mount(previous: Mapping[str, Any], cluster: Cluster) -> bool:
+    """Whether an earlier release (which recorded no `vault_server`) recorded this mount."""
+    return previous.get("vault_server") is None and _recorded_mount(previous, cluster)
+
+
+def _mount_problems(
+    stack: StackSettings,
+    owner: str,
+    namespaces: set[str],
+    record: Mapping[str, Any],
+    previous: Mapping[str, Any],
+) -> list[str]:
+    """Auth mounts the stack would create that exist and are not the stack's (adopting ones
+    are compared by adoption.py)."""
+    problems = []
+    for cluster in stack.clusters:
+        settings = cluster.settings
+        if settings.adopt or (settings.namespace and settings.namespace not in namespaces):
+            continue
+        try:
+            live = _read(f"sys/auth/{settings.auth_path}", settings.namespace)
+        except _ReadFailed:
+            continue  # a token that may not read it: creating an existing mount fails anyway
+        managed = _recorded_mount(record, cluster) or _earlier_release_mount(previous, cluster)
+        problem = foreign_mount_problem(
+            settings.auth_path,
+            cluster.setting("authPath"),
+            cluster.setting("adopt"),
+            live,
+            owner,
+            managed,
+        )
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _recorded_mount(record: Mapping[str, Any], cluster: Cluster) -> bool:
+    """Whether the trusted record says this stack manages the cluster's auth mount already."""
+    return (
+        recorded_value(record, "auth_path", cluster.name) == cluster.settings.auth_path
+        and recorded_value(record, "namespace", cluster.name) == cluster.settings.namespace
+    )
+
+
+def _live_install(cluster: Cluster) -> LiveInstall:
+    """What the cluster's paths hold now (raises _ReadFailed naming a refused read)."""
+    settings = cluster.settings
+    namespace, auth = settings.namespace, f"auth/{settings.auth_path}"
+    mount = _read(f"sys/auth/{settings.auth_path}", namespace)
+    if mount is None:
+        return LiveInstall()
+    policy = _read(f"sys/policies/acl/{settings.policy_name}", namespace)
+    return LiveInstall(
+        mount=mount,
+        config=_read(f"{auth}/config", namespace),
+        role=_read(f"{auth}/role/{settings.role_name}", namespace),
+        policy=None if policy is None else policy.get("policy", ""),
+        extra_roles=tuple(
+            role.name
+            for role in settings.roles
+            if _read(f"{auth}/role/{role.name}", namespace) is not None
+        ),
+    )
+
+
+def _adoption(
+    stack: StackSettings,
+    provider: ProviderContext,
+    record: Mapping[str, Any],
+    namespaces: _Namespaces,
+) -> tuple[Adoption, list[str]]:
+    """What this run adopts (adoption.py), and every reason it must not."""
+    problems, imports, inner = [], {}, {}
+    for cluster in stack.clusters:
+        settings = cluster.settings
+        if not settings.adopt or _recorded_mount(record, cluster):
+            continue  # nothing to adopt, or adopted already
+        if settings.namespace and settings.namespace not in namespaces.existing:
+            problems.append(
+                f"{cluster.setting('adopt')}: there is no namespace {settings.namespace!r} to"
+                " adopt: check namespace (and the provider's), or remove adopt"
+            )
+            continue
+        try:
+            live = _live_install(cluster)
+        except _ReadFailed as failed:
+            problems.append(f"{cluster.setting('adopt')}: {failed}")
+            continue
+        problems += install_differences(cluster, live)
+        imports[cluster.name] = import_ids(cluster, live)
+        inner[cluster.name] = live.mount is not None
+    if provider.namespace_import or any(
+        needed and c.settings.namespace for c in stack.clusters if (needed := inner.get(c.name))
+    ):
+        managed = any(
+            recorded_value(record, "auth_path", name) for name in recorded_clusters(record)
+        )
+        problems += namespace_import_problems(stack, provider.namespace_import, inner, managed)
+    deferred = bool(provider.namespace_import)
+    adoption = Adoption(
+        imports=imports,
+        namespaces=frozenset() if deferred else frozenset(namespaces.adoptable),
+        namespaces_deferred=deferred,
+    )
+    return adoption, problems
 
 
 def _probe(stack: StackSettings, provider: ProviderContext) -> tuple[VaultServer | None, list[str]]:
@@ -227,6 +380,7 @@ class LiveServer:
 
     record: dict[str, str]
     previous: dict[str, Any]
+    adoption: Adoption = NOTHING_ADOPTED
 
 
 def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveServer:
@@ -247,10 +401,13 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveSe
     previous = previous_outputs(provider)
     trusted = here is not None and bool(here["cluster_id"]) and previous["vault_server"] == here
     record = previous if trusted else {}
-    namespace_problems, namespaces = _namespace_problems(stack, provider.owner, record)
-    problems += namespace_problems
-    problems += _policy_problems(stack, provider.owner, namespaces, record)
+    namespaces = _check_namespaces(stack, provider, record)
+    adoption, adoption_problems = _adoption(stack, provider, record, namespaces)
+    problems += namespaces.problems + adoption_problems
+    inside = namespaces.ours | namespaces.adoptable
+    problems += _mount_problems(stack, provider.owner, inside, record, previous)
+    problems += _policy_problems(stack, provider.owner, inside, record, previous, adoption)
     if problems or here is None:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")
-    return LiveServer(here, previous)
+    return LiveServer(here, previous, adoption)

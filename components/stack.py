@@ -20,12 +20,13 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
+from .adoption import Adoption
 from .config import Cluster, StackSettings
 from .config.report import raise_if_any
 from .ownership import namespace_metadata, stack_owner
 from .preflight import check_live_server, recorded_clusters, recorded_value
 from .resource_types import CLUSTER_COMPONENT, FormerNames
-from .vault_setup import NomadVaultSetup, NomadVaultSetupArgs
+from .vault_setup import Imports, NomadVaultSetup, NomadVaultSetupArgs
 
 # The component name of a stack without `clusters`.
 SINGLE = "nomad"
@@ -43,14 +44,18 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
     raise_if_any(renamed_mount_problems(stack, live.previous, heir))
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
-    namespaces = _namespaces(stack, heir)
+    adoption = live.adoption
+    namespaces = {} if adoption.namespaces_deferred else _namespaces(stack, heir, adoption)
     per_cluster: dict[str, dict[str, pulumi.Output]] = {}
     for cluster in stack.clusters:
+        namespace = namespaces.get(cluster.settings.namespace)
         per_cluster[cluster.name] = _cluster(
             stack,
             cluster,
-            namespaces.get(cluster.settings.namespace),
+            # Without its Namespace resource (adoption's first step): the path itself.
+            namespace.path if namespace else cluster.settings.namespace or None,
             private_key,
+            adoption.of(cluster),
             takes_over_single=cluster is heir,
         )
     outputs: dict[str, Any] = {}
@@ -148,8 +153,11 @@ def _single_urn() -> pulumi.Output[str]:
     return pulumi.create_urn(SINGLE, CLUSTER_COMPONENT)
 
 
-def _namespaces(stack: StackSettings, heir: Cluster | None) -> dict[str, vault.Namespace]:
-    """One Namespace per path the clusters name, tagged as this stack's (ownership.py)."""
+def _namespaces(
+    stack: StackSettings, heir: Cluster | None, adoption: Adoption
+) -> dict[str, vault.Namespace]:
+    """One Namespace per path the clusters name, tagged as this stack's (ownership.py), or
+    adopted from `nomad setup vault` (adoption.py)."""
     namespaces: dict[str, vault.Namespace] = {}
     # Earlier layouts made a single-cluster stack's namespace as its component's child: the
     # single cluster's, or its heir's in the `clusters` form.
@@ -170,6 +178,7 @@ def _namespaces(stack: StackSettings, heir: Cluster | None) -> dict[str, vault.N
                 delete_before_replace=True,
                 protect=protect,
                 aliases=former if path == first else [],
+                import_=adoption.namespace_id(path),
             ),
         )
     return namespaces
@@ -178,8 +187,9 @@ def _namespaces(stack: StackSettings, heir: Cluster | None) -> dict[str, vault.N
 def _cluster(
     stack: StackSettings,
     cluster: Cluster,
-    namespace: vault.Namespace | None,
+    namespace: pulumi.Input[str] | None,
     private_key: pulumi.Output[str] | None,
+    imports: Imports,
     takes_over_single: bool,
 ) -> dict[str, pulumi.Output]:
     """One cluster's component and its delivery; its outputs by name."""
@@ -190,7 +200,8 @@ def _cluster(
         client_namespace=stack.client_namespace(cluster),
         # From the resource's output, so everything inside waits for the namespace on create
         # and is deleted before it.
-        namespace=namespace.path if namespace else None,
+        namespace=namespace,
+        imports=imports,
     )
     former = [pulumi.Alias(name=SINGLE)] if takes_over_single else []
     component = NomadVaultSetup(

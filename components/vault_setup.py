@@ -16,7 +16,7 @@ from .config import ClusterSettings, ExtraRole
 from .durations import format_duration
 from .nomad_config import render_client_config, render_server_config
 from .outputs import OUTPUTS, STACK_WIDE
-from .ownership import PROJECT, marked, stack_owner
+from .ownership import PROJECT, marked, mount_description, stack_owner
 from .policy import render_workload_policy
 from .resource_types import CLUSTER_COMPONENT, FormerNames
 
@@ -37,18 +37,33 @@ UNIQUE_ID_CLAIM = {"unique_id": "${job.region}:${job.namespace}:${job.id}"}
 
 
 @dataclass(frozen=True)
+class Imports:
+    """Pulumi import ids of the existing objects this run adopts (adoption.py); None: the
+    object is registered as usual."""
+
+    auth: str | None = None
+    policy: str | None = None
+    role: str | None = None
+
+
+NOTHING_IMPORTED = Imports()
+
+
+@dataclass(frozen=True)
 class NomadVaultSetupArgs:
     """What one cluster's component builds, and nothing else.
 
     `nomad_vault_address` and `client_namespace` are what Nomad agents are told (the provider's
     facts already applied); `namespace` is the path output of the Namespace the objects live in
-    (None: the provider's own namespace), so they wait for it and go before it.
+    (None: the provider's own namespace), so they wait for it and go before it; `imports`
+    names the existing objects this run adopts instead of creating them.
     """
 
     settings: ClusterSettings
     nomad_vault_address: str
     client_namespace: str = ""
     namespace: pulumi.Input[str] | None = None
+    imports: Imports = NOTHING_IMPORTED
 
 
 class NomadVaultSetup(pulumi.ComponentResource):
@@ -78,6 +93,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
         self._settings = settings
         self._inside = args.namespace
         self._former_names = former_names
+        imports = args.imports
 
         self.managed_kv_mount = (
             vault.Mount(
@@ -97,23 +113,30 @@ class NomadVaultSetup(pulumi.ComponentResource):
             f"{name}-auth",
             path=settings.auth_path,
             type="jwt",
-            description=f"Nomad workload identities (managed by {PROJECT})",
+            description=mount_description(stack_owner()),
             jwks_url=settings.jwks_url,
             jwks_ca_pem=settings.jwks_ca_pem or None,
             jwt_supported_algs=JWT_SUPPORTED_ALGS,
             # A job whose vault block names no role logs in with this one.
             default_role=settings.role_name,
             namespace=self._inside,
-            opts=self._opts(f"{name}-auth", protect=settings.protect),
+            # Vault sets a mount's description only when it is enabled: the provider's later
+            # writes of it change nothing, so a difference (an adopted mount's) is not a change.
+            opts=pulumi.ResourceOptions.merge(
+                self._opts(f"{name}-auth", protect=settings.protect, import_id=imports.auth),
+                pulumi.ResourceOptions(ignore_changes=["description"]),
+            ),
         )
 
         self.policies: list[vault.Policy] = []
         workload_text = self.auth_backend.accessor.apply(
             lambda accessor: render_workload_policy(accessor, settings.kv_mount)
         )
-        self.workload_policy = self._policy(f"{name}-policy", settings.policy_name, workload_text)
+        self.workload_policy = self._policy(
+            f"{name}-policy", settings.policy_name, workload_text, imports.policy
+        )
         self.default_role = self._role(
-            f"{name}-role", settings.role_name, [self.workload_policy.name]
+            f"{name}-role", settings.role_name, [self.workload_policy.name], import_id=imports.role
         )
         self.extra_roles = [self._extra_role(f"{name}-role-{r.name}", r) for r in settings.roles]
 
@@ -141,22 +164,31 @@ class NomadVaultSetup(pulumi.ComponentResource):
         )
         self.register_outputs(self.outputs())
 
-    def _opts(self, resource_name: str, protect: bool = False) -> pulumi.ResourceOptions:
+    def _opts(
+        self, resource_name: str, protect: bool = False, import_id: str | None = None
+    ) -> pulumi.ResourceOptions:
         """Options of every child: this component's, replaced delete-first (Vault writes
         overwrite: a replacement created before the old object is deleted would be written to
         the same path and then deleted with it), `protect` where replacing or deleting breaks
         every running job (a new mount has a new accessor; a deleted KV mount takes its
         secrets), and explicit aliases where an earlier layout named the child otherwise (the
         engine's aliases inherited from the component's do not follow a child whose move an
-        interrupted run left half done)."""
+        interrupted run left half done). `import_id` adopts the existing object by that id."""
         return pulumi.ResourceOptions(
             parent=self,
             delete_before_replace=True,
             protect=protect,
             aliases=self._former_names(resource_name),
+            import_=import_id,
         )
 
-    def _policy(self, resource_name: str, name: str, text: pulumi.Input[str]) -> vault.Policy:
+    def _policy(
+        self,
+        resource_name: str,
+        name: str,
+        text: pulumi.Input[str],
+        import_id: str | None = None,
+    ) -> vault.Policy:
         """A policy whose first line says which stack owns it (see ownership.py)."""
         owner = stack_owner()
         policy = vault.Policy(
@@ -164,7 +196,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             name=name,
             policy=pulumi.Output.from_input(text).apply(lambda plain: marked(plain, owner)),
             namespace=self._inside,
-            opts=self._opts(resource_name),
+            opts=self._opts(resource_name, import_id=import_id),
         )
         self.policies.append(policy)
         return policy
@@ -176,6 +208,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
         policies: list[pulumi.Input[str]],
         token_period: int | None = None,
         bound_claims: dict[str, str] | None = None,
+        import_id: str | None = None,
     ) -> vault.jwt.AuthBackendRole:
         """A JWT role on this cluster's mount; every role names entities the same way."""
         settings = self._settings
@@ -199,7 +232,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             # Taken from the Policy resources' outputs, so the role waits for its policies.
             token_policies=policies,
             namespace=self._inside,
-            opts=self._opts(resource_name),
+            opts=self._opts(resource_name, import_id=import_id),
         )
 
     def _extra_role(self, resource_name: str, role: ExtraRole) -> vault.jwt.AuthBackendRole:

@@ -21,6 +21,8 @@ class ProviderContext:
     ca_cert_file: str | None = None
     ca_cert_dir: str | None = None
     skip_tls_verify: bool = False
+    # The provider's TERRAFORM_VAULT_NAMESPACE_IMPORT ("" unset): see adoption.py.
+    namespace_import: str = ""
 
     @property
     def owner(self) -> str:

@@ -76,6 +76,7 @@ def provider_context(problems: list[str]) -> ProviderContext:
         ca_cert_file=_provider_setting(config, "caCertFile", "VAULT_CACERT")[0] or None,
         ca_cert_dir=_provider_setting(config, "caCertDir", "VAULT_CAPATH")[0] or None,
         skip_tls_verify=skip_verify.lower() in ("1", "true"),
+        namespace_import=os.environ.get("TERRAFORM_VAULT_NAMESPACE_IMPORT", ""),
     )
 
 

@@ -347,7 +347,7 @@ def audiences(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @functools.cache
-def _hcl_parser() -> HclParser:
+def hcl_parser() -> HclParser:
     """pyhcl builds its parser tables on construction (~80 ms): build them once."""
     return HclParser()
 
@@ -368,7 +368,7 @@ def acl_policy_problem(text: str) -> str | None:
             " and JSON has no comments"
         )
     try:
-        parsed = _hcl_parser().parse(text)
+        parsed = hcl_parser().parse(text)
     except ValueError as error:
         return f"is not valid HCL ({str(error).splitlines()[0][:120]})"
     paths = parsed.get("path") if isinstance(parsed, dict) else None

@@ -181,6 +181,8 @@ class ClusterSettings(BaseModel):
     identity_ttl: Duration = 3600
     kv_mount: SecretMountPath = "secret"
     manage_kv_mount: Flag = False
+    # Take over the objects `nomad setup vault` made (adoption.py) instead of refusing them.
+    adopt: Flag = False
     identity_claim: Literal["unique-id", "job-id"] = "unique-id"
     roles: Annotated[tuple[ExtraRole, ...], BeforeValidator(from_json)] = ()
     # Where this machine keeps vault-server.hcl and vault-client.hcl ("" for nowhere).
@@ -206,6 +208,16 @@ class ClusterSettings(BaseModel):
         if repeated:
             raise ValueError(f"role names must differ from roleName and each other: {repeated}")
         return roles
+
+    @field_validator("adopt")
+    @classmethod
+    def _adopts_no_kv_mount(cls, adopt: bool, info: ValidationInfo) -> bool:
+        if adopt and info.data.get("manage_kv_mount"):
+            raise ValueError(
+                "`nomad setup vault` makes no KV mount, so adopting one is not offered: set"
+                " manageKvMount to false (the default) to adopt"
+            )
+        return adopt
 
     def agent_files(self) -> list[str]:
         """Every file this cluster writes, as `machine:path` (to find two writers of one)."""

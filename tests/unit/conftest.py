@@ -21,7 +21,8 @@ __all__ = ["MOCK_ACCESSOR", "ON_OPENBAO", "OPENBAO", "PROJECT_DIR", "ProgramRun"
 @pytest.fixture
 def run_program(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProgramRunner]:
     """The program runner, with no provider settings leaking in from the environment."""
-    for variable in ("VAULT_ADDR", "VAULT_NAMESPACE", "VAULT_SKIP_VERIFY", "PULUMI_CONFIG"):
+    leaking = ("VAULT_ADDR", "VAULT_NAMESPACE", "VAULT_SKIP_VERIFY", "PULUMI_CONFIG")
+    for variable in (*leaking, "TERRAFORM_VAULT_NAMESPACE_IMPORT"):
         monkeypatch.delenv(variable, raising=False)
     yield ProgramRunner(monkeypatch.setattr)
     pulumi.runtime.set_all_config({}, [])

@@ -99,6 +99,8 @@ def test_policies_this_stack_wrote_are_its_own(run_program) -> None:
             "nomad-workloads-db": marked('path "old" {}', OWNER),
         },
         existing_auth_mounts={"jwt-nomad": MOCK_ACCESSOR},
+        # What an earlier release recorded: the mount, but no `vault_server`.
+        previous_outputs={"auth_path": "jwt-nomad", "namespace": ""},
     )
     assert len(run.of_type(POLICY)) == 2
 
