@@ -7,8 +7,9 @@ secrets), and whether any namespace or policy the stack would write already exis
 being this stack's (ownership.py has the rules). Every problem goes into one error, and
 nothing has been written.
 
-The reads go through the provider (its address, token and namespace), except the server's
-kind, which is asked of the unauthenticated health endpoint: no token is sent for it. Agent
+The reads go through the provider (its address, token and namespace), except the two that
+cannot (vault_http.py): the server's kind, asked of the unauthenticated health endpoint, and
+a namespace's tag in the first step of an adoption. Agent
 files in `nomadConfigDir` are on this machine and checked here too; files on remote agents are
 checked by the delivery command itself, before it writes (agent_files.py).
 """
@@ -23,6 +24,7 @@ import pulumi_vault as vault
 from pulumi.runtime.sync_await import _sync_await
 
 from .adoption import (
+    NAMESPACE_IMPORT_VARIABLE,
     NOTHING_ADOPTED,
     Adoption,
     LiveInstall,
@@ -36,6 +38,7 @@ from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
 from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
+from .vault_http import VaultUnreachable, namespace_metadata
 
 # The stack outputs that record what the stack's last update managed, and where.
 RECORD_OUTPUTS = (
@@ -181,13 +184,32 @@ def _check_namespaces(
     found = _Namespaces()
     if not wanted:
         return found
+    owner = provider.owner
     if provider.namespace_import:
         # The first step of an adoption: every provider read without a namespace of its own
-        # goes into the variable's namespace, so none is read here; the next step, which
-        # adopts the namespaces, reads them (adoption.py).
-        found.existing = found.adoptable = set(wanted)
+        # goes into the variable's namespace, so the namespaces' own tags are read directly.
+        for path, clusters in wanted.items():
+            try:
+                metadata = namespace_metadata(
+                    provider.address, provider.token, path, provider.namespace, provider.tls
+                )
+            except (VaultUnreachable, ValueError) as error:
+                why = f"cannot read namespace {path!r} to check who owns it: {error}"
+                found.problems.append(f"{clusters[0].setting('namespace')}: {why}")
+                continue
+            if metadata is None:
+                continue
+            found.existing.add(path)
+            if is_nomad_setups(metadata) and any(c.settings.adopt for c in clusters):
+                found.adoptable.add(path)
+            else:
+                setting = clusters[0].setting("namespace")
+                found.problems.append(
+                    foreign_namespace_problem(path, setting, metadata, owner, False)
+                    or f"{setting}: namespace {path!r} is already this stack's: nothing in it"
+                    f" is adopted with {NAMESPACE_IMPORT_VARIABLE}; unset it"
+                )
         return found
-    owner = provider.owner
     try:
         listed = {path.strip("/") for path in vault.get_namespaces().paths or []}
     except Exception as error:  # a failed invoke
@@ -362,12 +384,7 @@ def _adoption(
 
 def _probe(stack: StackSettings, provider: ProviderContext) -> tuple[VaultServer | None, list[str]]:
     try:
-        server = probe_server(
-            provider.address,
-            ca_cert_file=provider.ca_cert_file,
-            ca_cert_dir=provider.ca_cert_dir,
-            skip_tls_verify=provider.skip_tls_verify,
-        )
+        server = probe_server(provider.address, provider.tls)
     except ServerProbeError as error:
         return None, [f"{provider.address_setting}: {error}"]
     problem = job_id_risk_problem(server, stack.accepted_job_id_risks)

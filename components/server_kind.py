@@ -22,16 +22,14 @@ and later) sends no `enterprise` field.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from .vault_http import NO_TLS_SETTINGS, Tls, VaultUnreachable, get
 
 CONFIG_KEY = "nomad-vault-setup:acceptJobIdRisks"
 
@@ -92,23 +90,6 @@ class ServerProbeError(Exception):
     """The address gave no Vault health answer (unreachable, TLS failure, not JSON, ...)."""
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer to report, not to follow (it could point anywhere)."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def _tls_context(
-    ca_cert_file: str | None, ca_cert_dir: str | None, skip_tls_verify: bool
-) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_cert_file, capath=ca_cert_dir)
-    if skip_tls_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def _health_url(address: str) -> str:
     parts = urllib.parse.urlsplit(address.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -119,32 +100,15 @@ def _health_url(address: str) -> str:
     return f"{base}/v1/sys/health?{urllib.parse.urlencode(HEALTH_QUERY)}"
 
 
-def probe_server(
-    address: str,
-    *,
-    ca_cert_file: str | None = None,
-    ca_cert_dir: str | None = None,
-    skip_tls_verify: bool = False,
-    timeout: float = 10,
-) -> VaultServer:
+def probe_server(address: str, tls: Tls = NO_TLS_SETTINGS, timeout: float = 10) -> VaultServer:
     """The kind and version of the server at `address`, from its unauthenticated
     `GET /v1/sys/health` (no token is sent). Raises ServerProbeError naming the address."""
     url = _health_url(address)
     asked = f"GET {url.split('?', 1)[0]}"
-    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-    if url.startswith("https:"):
-        context = _tls_context(ca_cert_file, ca_cert_dir, skip_tls_verify)
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with opener.open(request, timeout=timeout) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as error:  # sealed, standby...: the body still tells
-        status, body = error.code, error.read()
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
-        reason = getattr(error, "reason", error)
-        raise ServerProbeError(f"cannot reach the Vault server at {address}: {reason}") from error
+        status, body = get(url, {"Accept": "application/json"}, tls, timeout)
+    except VaultUnreachable as error:
+        raise ServerProbeError(f"cannot reach the Vault server at {address}: {error}") from error
     try:
         health = json.loads(body)
     except ValueError as error:

@@ -194,9 +194,12 @@ class ProgramRunner:
         exports: dict[str, Any] = {}
         self.setattr(pulumi, "export", exports.__setitem__)
         self.probed = []
-        self.setattr(
-            preflight, "probe_server", lambda address, **_: self.probed.append(address) or server
-        )
+
+        def probe(address: str, *_: Any, **__: Any) -> VaultServer:
+            self.probed.append(address)
+            return server
+
+        self.setattr(preflight, "probe_server", probe)
 
         @pulumi.runtime.test
         def execute() -> pulumi.Output:

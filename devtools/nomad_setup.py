@@ -62,6 +62,16 @@ def _call(
     return response.json() if response.content else {}
 
 
+def _namespace_exists(address: str, token: str, namespace: str) -> bool:
+    try:
+        _call(address, token, "", "GET", f"sys/namespaces/{namespace}")
+    except RuntimeError as error:
+        if "HTTP 404" in str(error):
+            return False
+        raise
+    return True
+
+
 def policy_text(accessor: str, kv_path: str = "secret") -> str:
     """The workload policy the command writes for this mount and KV mount."""
     text = _POLICY.replace("NS", _ALIAS.replace("CLAIM", "nomad_namespace"))
@@ -96,8 +106,10 @@ def install(
     kv_path: str = "secret",
     jwks_ca_pem: str = "",
 ) -> Install:
-    """Namespace (tagged), JWT mount and config, policy on the mount's accessor, role."""
-    if namespace:
+    """Namespace (tagged), JWT mount and config, policy on the mount's accessor, role.
+
+    Like the command, an existing namespace is used as it is (neither created nor tagged)."""
+    if namespace and not _namespace_exists(address, token, namespace):
         metadata = {"custom_metadata": {"created-by": "nomad-setup"}}
         _call(address, token, "", "POST", f"sys/namespaces/{namespace}", metadata)
 

@@ -5,7 +5,9 @@ provider's address, namespace and TLS settings (how the server is reached, and t
 of what Nomad is told).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..vault_http import Tls
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,12 @@ class ProviderContext:
     skip_tls_verify: bool = False
     # The provider's TERRAFORM_VAULT_NAMESPACE_IMPORT ("" unset): see adoption.py.
     namespace_import: str = ""
+    # The stack's token (vault:token, else VAULT_TOKEN): only for vault_http's one read.
+    token: str = field(default="", repr=False)
+
+    @property
+    def tls(self) -> Tls:
+        return Tls(self.ca_cert_file, self.ca_cert_dir, self.skip_tls_verify)
 
     @property
     def owner(self) -> str:

@@ -77,6 +77,7 @@ def provider_context(problems: list[str]) -> ProviderContext:
         ca_cert_dir=_provider_setting(config, "caCertDir", "VAULT_CAPATH")[0] or None,
         skip_tls_verify=skip_verify.lower() in ("1", "true"),
         namespace_import=os.environ.get("TERRAFORM_VAULT_NAMESPACE_IMPORT", ""),
+        token=pulumi.runtime.get_config("vault:token") or os.environ.get("VAULT_TOKEN", ""),
     )
 
 

@@ -252,3 +252,19 @@ def test_the_import_variable_is_refused_where_it_would_misdirect(new_scenario) -
     assert "on a stack that manages nothing else" in message, message
     assert "jwt-root/" not in scenario.vault.sys.list_auth_methods()["data"]
     assert "jwt-root/" not in scenario.client(namespace=NAMESPACE).sys.list_auth_methods()["data"]
+
+
+def test_a_namespace_nomad_setup_did_not_make_is_refused_before_its_contents(new_scenario) -> None:
+    scenario = new_scenario()
+    scenario.vault.sys.create_namespace(NAMESPACE)  # by hand, untagged, before the command ran
+    installed = Installed(scenario, namespace=NAMESPACE)
+    before = installed.snapshot()
+    scenario.configure(adopt=True, namespace=NAMESPACE, **AS_NOMAD_SETUP)
+    set_import_variable(scenario, NAMESPACE)
+
+    message = failure(scenario.up)
+
+    assert "nomad-vault-setup:namespace: namespace 'nomad-workloads' already exists" in message
+    assert "custom metadata: none" in message
+    assert installed.snapshot() == before
+    assert scenario.outputs() == {}

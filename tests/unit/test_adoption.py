@@ -311,11 +311,26 @@ def test_a_namespace_is_adopted_after_its_contents(adopting, monkeypatch) -> Non
     with pytest.raises(PreflightError, match=f"run `{VARIABLE}={NS} pulumi up`"):
         adopting(AS_NOMAD_SETUP | {"namespace": NS}, existing_namespaces=tagged)
 
+    # With the variable, the provider would read the namespace inside itself: its tag is read
+    # straight from Vault instead, with the stack's token.
     monkeypatch.setenv(VARIABLE, NS)
+    read = []
+
+    def live_tag(address, token, path, parent, tls):
+        read.append((path, parent))
+        return tagged.get(path)
+
+    monkeypatch.setattr("components.preflight.namespace_metadata", live_tag)
     run = adopting(AS_NOMAD_SETUP | {"namespace": NS}, existing_namespaces=tagged)
+    assert read == [(NS, "")]
     assert run.of_type("vault:index/namespace:Namespace") == []
     assert adopting.import_ids["nomad-auth"] == "jwt-nomad"
     assert run.one("vault:jwt/authBackend:AuthBackend").inputs["namespace"] == NS
+
+    # A namespace `nomad setup vault` did not tag is refused before its contents are imported.
+    tagged[NS] = {"team": "ops"}
+    with pytest.raises(PreflightError, match="namespace 'nomad-workloads' already exists"):
+        adopting(AS_NOMAD_SETUP | {"namespace": NS}, existing_namespaces=tagged)
 
 
 @pytest.mark.parametrize(

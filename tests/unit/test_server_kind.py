@@ -27,6 +27,7 @@ from components.server_kind import (
     probe_server,
     server_from_health,
 )
+from components.vault_http import Tls
 from devtools.proc import free_port
 from tests.keys import self_signed
 
@@ -315,5 +316,5 @@ def test_probe_over_tls_trusts_the_given_ca_and_nothing_else_unless_told(
             probe_server(stub.address)
         assert stub.address in str(refused.value)
         expected = VaultServer("vault", "1.21.6+ent", CLUSTER)
-        assert probe_server(stub.address, ca_cert_file=str(cert_file)) == expected
-        assert probe_server(stub.address, skip_tls_verify=True) == expected
+        assert probe_server(stub.address, Tls(ca_cert_file=str(cert_file))) == expected
+        assert probe_server(stub.address, Tls(skip_verify=True)) == expected
