@@ -11,6 +11,12 @@ path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
 
+# Before writing anything, the program asks what this token may do on the paths below (a
+# question: it changes nothing), so a missing capability fails before the first write.
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
+
 # The provider logs in with a short-lived child token of this one (its default). Drop this
 # rule if the stack sets `vault:skipChildToken true`.
 path "auth/token/create" {

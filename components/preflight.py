@@ -34,11 +34,17 @@ from .adoption import (
     namespace_import_problems,
 )
 from .agent_files import local_file_problems
+from .capabilities import (
+    for_preview,
+    missing_capabilities,
+    missing_problems,
+    required_capabilities,
+)
 from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
 from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
-from .vault_http import VaultUnreachable, namespace_metadata
+from .vault_http import VaultUnreachable, capabilities, namespace_metadata, token_accepted
 
 # The stack outputs that record what the stack's last update managed, and where.
 RECORD_OUTPUTS = (
@@ -190,9 +196,7 @@ def _check_namespaces(
         # goes into the variable's namespace, so the namespaces' own tags are read directly.
         for path, clusters in wanted.items():
             try:
-                metadata = namespace_metadata(
-                    provider.address, provider.token, path, provider.namespace, provider.tls
-                )
+                metadata = namespace_metadata(provider.session, path)
             except (VaultUnreachable, ValueError) as error:
                 why = f"cannot read namespace {path!r} to check who owns it: {error}"
                 found.problems.append(f"{clusters[0].setting('namespace')}: {why}")
@@ -391,6 +395,38 @@ def _probe(stack: StackSettings, provider: ProviderContext) -> tuple[VaultServer
     return server, [f"{PROJECT}:{RISKS_KEY}: {problem}"] if problem else []
 
 
+def _token_problems(stack: StackSettings, provider: ProviderContext) -> list[str]:
+    """Whether the server accepts the stack's token, and lets it do what this run needs on
+    every path (capabilities.py): asked before anything is written, so a token that expired,
+    was revoked or lacks one capability changes nothing. A token the program cannot see (the
+    provider's token helper, say) is left to the provider to report."""
+    if not provider.token:
+        return []
+    session, setting = provider.session, provider.token_setting
+    try:
+        token_accepted(session)
+    except VaultUnreachable as error:
+        return [f"{provider.address_setting}: cannot reach {provider.address}: {error}"]
+    except ValueError as error:
+        return [
+            f"{setting}: the Vault server at {provider.address} refuses this token ({error}):"
+            " it has expired, been revoked, or belongs to another server; issue a new one"
+        ]
+    required = required_capabilities(stack, provider.child_token)
+    if pulumi.runtime.is_dry_run():
+        required = for_preview(required)
+    try:
+        granted = capabilities(session, sorted(required))
+    except (VaultUnreachable, ValueError) as error:
+        pulumi.log.warn(
+            f"cannot ask what the token may do (sys/capabilities-self: {error}); a missing"
+            " capability will be reported by the provider, maybe after some writes. Grant"
+            " `update` on sys/capabilities-self (deployer-policy.hcl)"
+        )
+        return []
+    return missing_problems(setting, missing_capabilities(required, granted))
+
+
 @dataclass(frozen=True)
 class LiveServer:
     """What the checks learnt: the stack's new `vault_server` record, and its last outputs."""
@@ -414,6 +450,10 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveSe
     ]
     server, server_problems = _probe(stack, provider)
     problems += server_problems
+    if server:
+        problems += _token_problems(stack, provider)
+    if server is None or any(p.startswith(provider.token_setting) for p in problems):
+        _refuse(problems)  # every later check would ask the server with that token
     here = vault_server_record(server, provider) if server else None
     previous = previous_outputs(provider)
     trusted = here is not None and bool(here["cluster_id"]) and previous["vault_server"] == here
@@ -425,6 +465,10 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveSe
     problems += _mount_problems(stack, provider.owner, inside, record, previous)
     problems += _policy_problems(stack, provider.owner, inside, record, previous, adoption)
     if problems or here is None:
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")
+        _refuse(problems)
     return LiveServer(here, previous, adoption)
+
+
+def _refuse(problems: list[str]) -> None:
+    lines = "\n".join(f"  - {problem}" for problem in problems)
+    raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")

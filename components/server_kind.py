@@ -102,7 +102,8 @@ def _health_url(address: str) -> str:
 
 def probe_server(address: str, tls: Tls = NO_TLS_SETTINGS, timeout: float = 10) -> VaultServer:
     """The kind and version of the server at `address`, from its unauthenticated
-    `GET /v1/sys/health` (no token is sent). Raises ServerProbeError naming the address."""
+    `GET /v1/sys/health` (no token is sent). Raises ServerProbeError naming the address, also
+    when the node is uninitialised or sealed (it would refuse everything after)."""
     url = _health_url(address)
     asked = f"GET {url.split('?', 1)[0]}"
     try:
@@ -122,7 +123,19 @@ def probe_server(address: str, tls: Tls = NO_TLS_SETTINGS, timeout: float = 10) 
             f"{address} answered {asked} with HTTP {status} and JSON that is not "
             f"a Vault health answer: {json.dumps(health)[:200]}"
         )
-    return server_from_health(health)
+    server = server_from_health(health)
+    if health.get("initialized") is not True:
+        raise ServerProbeError(
+            f"the Vault server at {address} ({server}) is not initialised: initialise and"
+            " unseal it first"
+        )
+    if health.get("sealed") is not False:
+        raise ServerProbeError(
+            f"the Vault server at {address} ({server}) is sealed, so it serves nothing: unseal"
+            " it (`vault operator unseal` / `bao operator unseal`, with its unseal keys), or"
+            " point the provider at an unsealed node of the cluster"
+        )
+    return server
 
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")

@@ -1,10 +1,13 @@
-"""The few reads made straight to Vault's HTTP API, beside the provider, and how.
+"""The few questions asked straight of Vault's HTTP API, beside the provider, and how.
 
-Everything else goes through the provider. Two answers cannot: the server's kind and cluster
-(`sys/health`, asked without a token, before the provider is trusted with one) and, in the
-first step of an adoption, a namespace's own custom metadata (the provider's
-`TERRAFORM_VAULT_NAMESPACE_IMPORT` then sends its reads into that namespace). Both use the
-provider's TLS settings, never follow a redirect, and send a token only to the stack's address.
+Everything else goes through the provider. These cannot, or must come before it: the
+server's kind and state (`sys/health`, asked without a token, before the provider is trusted
+with one), whether the server accepts the stack's token at all (`auth/token/lookup-self`),
+what the token may do on the stack's paths (`sys/capabilities-self`: a question, it changes
+nothing), and, in the first step of an adoption, a namespace's own custom metadata (the
+provider's `TERRAFORM_VAULT_NAMESPACE_IMPORT` then sends its reads into that namespace). All
+use the provider's TLS settings, never follow a redirect, and send the token only to the
+stack's own address.
 """
 
 from __future__ import annotations
@@ -50,13 +53,23 @@ def _tls_context(tls: Tls) -> ssl.SSLContext:
     return context
 
 
-def get(url: str, headers: dict[str, str], tls: Tls, timeout: float = 10) -> tuple[int, bytes]:
-    """One GET: the status and body of whatever answered (an error status included)."""
+def get(
+    url: str,
+    headers: dict[str, str],
+    tls: Tls,
+    timeout: float = 10,
+    body: dict[str, Any] | None = None,
+) -> tuple[int, bytes]:
+    """One GET (a POST when there is a `body`): the status and body of whatever answered (an
+    error status included)."""
     handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
     if url.startswith("https:"):
         handlers.append(urllib.request.HTTPSHandler(context=_tls_context(tls)))
     opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(url, headers=headers)
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        headers = {**headers, "Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with opener.open(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -66,25 +79,54 @@ def get(url: str, headers: dict[str, str], tls: Tls, timeout: float = 10) -> tup
         raise VaultUnreachable(str(getattr(error, "reason", error))) from error
 
 
-def namespace_metadata(
-    address: str, token: str, path: str, parent: str, tls: Tls
-) -> dict[str, str] | None:
-    """The custom metadata of namespace `path` under the provider's namespace `parent` ("" for
-    root), None when there is no such namespace. Raises VaultUnreachable, or ValueError with
-    Vault's reason when the read is refused."""
-    url = f"{address.rstrip('/')}/v1/sys/namespaces/{urllib.parse.quote(path)}"
-    headers = {"X-Vault-Token": token, "Accept": "application/json"}
-    if parent:
-        headers["X-Vault-Namespace"] = parent
-    status, body = get(url, headers, tls)
-    if status == 404:
+@dataclass(frozen=True)
+class Session:
+    """The stack's server, token and provider namespace: who asks, where."""
+
+    address: str
+    token: str
+    namespace: str = ""  # the provider's, "" for root
+    tls: Tls = NO_TLS_SETTINGS
+
+    def ask(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Vault's JSON answer for `path` (None for 404). Raises VaultUnreachable, or
+        ValueError with Vault's reason when the request is refused."""
+        url = f"{self.address.rstrip('/')}/v1/{urllib.parse.quote(path)}"
+        headers = {"X-Vault-Token": self.token, "Accept": "application/json"}
+        if self.namespace:
+            headers["X-Vault-Namespace"] = self.namespace
+        status, answer_bytes = get(url, headers, self.tls, body=body)
+        if status == 404:
+            return None
+        try:
+            answer = json.loads(answer_bytes)
+        except ValueError:
+            answer = {}
+        if status != 200 or not isinstance(answer, dict):
+            errors = answer.get("errors") if isinstance(answer, dict) else None
+            reason = "; ".join(map(str, errors or [])) or "no reason given"
+            raise ValueError(f"HTTP {status}: {reason}")
+        return answer
+
+
+def namespace_metadata(session: Session, path: str) -> dict[str, str] | None:
+    """The custom metadata of namespace `path` (under the provider's), None when there is no
+    such namespace."""
+    answer = session.ask(f"sys/namespaces/{path}")
+    if answer is None:
         return None
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = {}
-    if status != 200 or not isinstance(answer, dict):
-        errors = answer.get("errors") if isinstance(answer, dict) else None
-        raise ValueError(f"HTTP {status}: {'; '.join(map(str, errors or [])) or 'no reason'}")
     metadata = (answer.get("data") or {}).get("custom_metadata")
     return dict(metadata) if isinstance(metadata, dict) else {}
+
+
+def token_accepted(session: Session) -> None:
+    """Returns when the server accepts the token; raises ValueError with its reason else."""
+    if session.ask("auth/token/lookup-self") is None:
+        raise ValueError("HTTP 404: no token store answered")
+
+
+def capabilities(session: Session, paths: list[str]) -> dict[str, list[str]]:
+    """What the token may do on each path (`sys/capabilities-self`: a question, no change)."""
+    answer = session.ask("sys/capabilities-self", {"paths": paths}) or {}
+    data = answer.get("data") if isinstance(answer.get("data"), dict) else answer
+    return {path: list(data.get(path) or []) for path in paths}

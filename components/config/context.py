@@ -7,7 +7,7 @@ of what Nomad is told).
 
 from dataclasses import dataclass, field
 
-from ..vault_http import Tls
+from ..vault_http import Session, Tls
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,21 @@ class ProviderContext:
     skip_tls_verify: bool = False
     # The provider's TERRAFORM_VAULT_NAMESPACE_IMPORT ("" unset): see adoption.py.
     namespace_import: str = ""
-    # The stack's token (vault:token, else VAULT_TOKEN): only for vault_http's one read.
+    # The stack's token (vault:token, else VAULT_TOKEN) for vault_http's questions, and
+    # where it came from; whether the provider logs in with a child token of it.
     token: str = field(default="", repr=False)
+    token_setting: str = "vault:token"
+    child_token: bool = True
+
+    @property
+    def session(self) -> Session:
+        """How vault_http asks the stack's server, with the stack's token."""
+        tls = Tls(self.ca_cert_file, self.ca_cert_dir, self.skip_tls_verify)
+        return Session(self.address, self.token, self.namespace, tls)
 
     @property
     def tls(self) -> Tls:
-        return Tls(self.ca_cert_file, self.ca_cert_dir, self.skip_tls_verify)
+        return self.session.tls
 
     @property
     def owner(self) -> str:

@@ -66,6 +66,8 @@ def provider_context(problems: list[str]) -> ProviderContext:
     address, address_setting = _provider_setting(config, "address", "VAULT_ADDR")
     namespace, namespace_setting = _provider_setting(config, "namespace", "VAULT_NAMESPACE")
     skip_verify, _ = _provider_setting(config, "skipTlsVerify", "VAULT_SKIP_VERIFY")
+    skip_child, _ = _provider_setting(config, "skipChildToken", "TERRAFORM_VAULT_SKIP_CHILD_TOKEN")
+    token, token_setting = _provider_setting(config, "token", "VAULT_TOKEN")
     return ProviderContext(
         organization=pulumi.get_organization(),
         project=pulumi.get_project(),
@@ -77,7 +79,9 @@ def provider_context(problems: list[str]) -> ProviderContext:
         ca_cert_dir=_provider_setting(config, "caCertDir", "VAULT_CAPATH")[0] or None,
         skip_tls_verify=skip_verify.lower() in ("1", "true"),
         namespace_import=os.environ.get("TERRAFORM_VAULT_NAMESPACE_IMPORT", ""),
-        token=pulumi.runtime.get_config("vault:token") or os.environ.get("VAULT_TOKEN", ""),
+        token=token,
+        token_setting=token_setting,
+        child_token=skip_child.lower() not in ("1", "true"),
     )
 
 

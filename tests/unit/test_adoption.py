@@ -316,8 +316,8 @@ def test_a_namespace_is_adopted_after_its_contents(adopting, monkeypatch) -> Non
     monkeypatch.setenv(VARIABLE, NS)
     read = []
 
-    def live_tag(address, token, path, parent, tls):
-        read.append((path, parent))
+    def live_tag(session, path):
+        read.append((path, session.namespace))
         return tagged.get(path)
 
     monkeypatch.setattr("components.preflight.namespace_metadata", live_tag)

@@ -261,10 +261,26 @@ def test_probe_tells_a_vault_standby_from_its_health_answer_without_a_token(
 
 
 def test_probe_reads_the_body_of_a_non_200_health_answer() -> None:
-    sealed = VAULT_1_14 | {"sealed": True}
-    answer = (503, json.dumps(sealed).encode(), {"Content-Type": "application/json"})
+    standby = VAULT_1_14 | {"standby": True}
+    answer = (429, json.dumps(standby).encode(), {"Content-Type": "application/json"})
     for stub in serve(Stub(lambda path: answer)):
         assert probe_server(stub.address) == VaultServer("vault", "1.14.10", CLUSTER)
+
+
+@pytest.mark.parametrize(
+    ("state", "says"),
+    [
+        ({"sealed": True}, "is sealed, so it serves nothing: unseal it"),
+        ({"initialized": False, "sealed": True}, "is not initialised"),
+    ],
+)
+def test_a_sealed_or_uninitialised_node_is_refused_naming_it(state, says) -> None:
+    answer = (503, json.dumps(VAULT_1_14 | state).encode(), {})
+    for stub in serve(Stub(lambda path: answer)):
+        with pytest.raises(ServerProbeError) as refused:
+            probe_server(stub.address)
+        assert f"the Vault server at {stub.address} (HashiCorp Vault 1.14.10) " in str(refused.value)
+        assert says in str(refused.value)
 
 
 @pytest.mark.parametrize(
