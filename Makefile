@@ -28,31 +28,33 @@ lint: $(VENV)/.installed
 
 JOB ?= web
 NAMESPACE ?= default
+# 1: the OpenBao dev server; 3: a three-node OpenBao Raft cluster (production's shape).
+NODES ?= 1
 DEV_STACK := $(PY) -m devtools.dev_stack
 
 # Each verb drives the Pulumi CLI through devtools/workspace.py, which says how to get the CLI
 # when it is not on PATH.
 .PHONY: up preview destroy down try outputs
 
-## up: start/reuse the dev servers, pulumi up --refresh the dev stack, print the Nomad config
+## up: start/reuse the dev servers (NODES=3: a Raft cluster), pulumi up --refresh, print the Nomad config
 up: $(VENV)/.installed
-	$(DEV_STACK) up
+	$(DEV_STACK) up --nodes $(NODES)
 
 ## preview: pulumi preview --refresh the dev stack
 preview: $(VENV)/.installed
-	$(DEV_STACK) preview
+	$(DEV_STACK) preview --nodes $(NODES)
 
 ## destroy: pulumi destroy the dev stack's Vault objects; the dev servers keep running
 destroy: $(VENV)/.installed
-	$(DEV_STACK) destroy
+	$(DEV_STACK) destroy --nodes $(NODES)
 
 ## down: destroy, then stop the dev servers
 down: $(VENV)/.installed
-	$(DEV_STACK) down
+	$(DEV_STACK) down --nodes $(NODES)
 
 ## try: log in as Nomad job JOB in NAMESPACE, read its secret, be denied another's
 try: $(VENV)/.installed
-	$(DEV_STACK) try --job '$(JOB)' --namespace '$(NAMESPACE)'
+	$(DEV_STACK) try --nodes $(NODES) --job '$(JOB)' --namespace '$(NAMESPACE)'
 
 ## outputs: the dev stack's outputs as JSON
 outputs: $(VENV)/.installed

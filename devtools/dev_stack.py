@@ -13,6 +13,11 @@ was made with it), so a user's own ``PULUMI_CONFIG_PASSPHRASE`` cannot break it.
 
 Every ``up`` refreshes: the dev server is in-memory, so after a restart all objects are gone
 and only a refresh makes Pulumi notice and recreate them.
+
+With ``--nodes 3`` (``make up NODES=3``) the Vault is production's shape instead: a three-node
+OpenBao Raft cluster (``devtools.raft``, in ``.dev/raft/``, its unseal key kept there), which
+keeps its data across restarts; the stack talks to its first node, which forwards to the
+active one when it is a standby.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
-from devtools import issuer, openbao, workspace
+from devtools import issuer, openbao, raft, workspace
 from devtools.project_copy import PROJECT_DIR
 from devtools.workload import Trial
 
 STACK = "dev"
+RAFT_DIR = "raft"
 PASSPHRASE = "nomad-vault-setup-dev"
 JWKS_URL_KEY = f"{workspace.CONFIG_PREFIX}jwksUrl"
 ROOT_TOKEN = "root"
@@ -114,12 +120,17 @@ def dev_env(layout: Layout, vault: openbao.DevServer | None) -> dict[str, str]:
 # --- the dev servers -------------------------------------------------------------------
 
 
-def ensure_openbao(dev_dir: Path) -> tuple[openbao.DevServer, bool]:
-    """The dev OpenBao, reused or (re)started; True when it was started now (then empty)."""
+def ensure_openbao(dev_dir: Path, nodes: int = 1) -> tuple[openbao.DevServer, bool]:
+    """The dev OpenBao (or, for 3 nodes, the Raft cluster), reused or (re)started; True when
+    it was started now (then empty)."""
     try:
-        return openbao.ensure(dev_dir, token=ROOT_TOKEN)
+        if nodes == 1:
+            return openbao.ensure(dev_dir, token=ROOT_TOKEN)
+        cluster, started = raft.ensure(dev_dir / RAFT_DIR)
     except RuntimeError as error:  # no bao binary, or it never became healthy
         raise DevStackError(str(error)) from error
+    first = cluster.nodes[0]
+    return openbao.DevServer(first.address, cluster.token, first.pid, str(first.log_path)), started
 
 
 def ensure_issuer(dev_dir: Path) -> tuple[str, bool]:
@@ -131,12 +142,13 @@ def ensure_issuer(dev_dir: Path) -> tuple[str, bool]:
     return state["jwks_url"], started
 
 
-def ensure_servers(layout: Layout) -> Servers:
+def ensure_servers(layout: Layout, nodes: int = 1) -> Servers:
     """Both dev servers up, and the generated stack config pointing at this issuer."""
     layout.dev_dir.mkdir(parents=True, exist_ok=True)
-    vault, vault_started = ensure_openbao(layout.dev_dir)
+    vault, vault_started = ensure_openbao(layout.dev_dir, nodes)
     jwks_url, issuer_started = ensure_issuer(layout.dev_dir)
-    say(f"OpenBao dev server {vault.address} (pid {vault.pid}, {_fresh(vault_started)})")
+    kind = "OpenBao dev server" if nodes == 1 else "OpenBao Raft node1"
+    say(f"{kind} {vault.address} (pid {vault.pid}, {_fresh(vault_started)})")
     say(f"Nomad dev issuer   {jwks_url} ({_fresh(issuer_started)})")
     text = dev_config_text(layout.tracked_config.read_text(), jwks_url)
     layout.generated_config.write_text(text)
@@ -148,11 +160,12 @@ def _fresh(started: bool) -> str:
 
 
 def stop_servers(layout: Layout) -> None:
-    """Stop both servers by their recorded PIDs and drop their state files (keys stay)."""
+    """Stop the servers by their recorded PIDs and drop their state files (keys stay)."""
     openbao.main(["stop", "--state-dir", str(layout.dev_dir)])
+    raft.main(["stop", "--state-dir", str(layout.dev_dir / RAFT_DIR)])
     issuer.main(["stop", "--state-dir", str(layout.dev_dir)])
     layout.generated_config.unlink(missing_ok=True)
-    say("stopped the OpenBao dev server and the Nomad dev issuer")
+    say("stopped the OpenBao dev server (or Raft nodes) and the Nomad dev issuer")
 
 
 # --- pulumi ----------------------------------------------------------------------------
@@ -229,19 +242,19 @@ def converge(layout: Layout, servers: Servers) -> dict[str, Any]:
     return DevStack(layout, servers.vault, create=True).up()
 
 
-def cmd_up(layout: Layout, _args: argparse.Namespace) -> int:
-    print_nomad_config(converge(layout, ensure_servers(layout)))
+def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
+    print_nomad_config(converge(layout, ensure_servers(layout, args.nodes)))
     return 0
 
 
-def cmd_preview(layout: Layout, _args: argparse.Namespace) -> int:
-    DevStack(layout, ensure_servers(layout).vault, create=True).preview()
+def cmd_preview(layout: Layout, args: argparse.Namespace) -> int:
+    DevStack(layout, ensure_servers(layout, args.nodes).vault, create=True).preview()
     return 0
 
 
-def destroy(layout: Layout) -> None:
+def destroy(layout: Layout, nodes: int = 1) -> None:
     """`pulumi destroy --refresh`, if the dev stack exists at all."""
-    vault = ensure_servers(layout).vault
+    vault = ensure_servers(layout, nodes).vault
     try:
         stack = DevStack(layout, vault, create=False)
     except DevStackError:
@@ -250,13 +263,13 @@ def destroy(layout: Layout) -> None:
     stack.destroy()
 
 
-def cmd_destroy(layout: Layout, _args: argparse.Namespace) -> int:
-    destroy(layout)
+def cmd_destroy(layout: Layout, args: argparse.Namespace) -> int:
+    destroy(layout, args.nodes)
     return 0
 
 
-def cmd_down(layout: Layout, _args: argparse.Namespace) -> int:
-    destroy(layout)
+def cmd_down(layout: Layout, args: argparse.Namespace) -> int:
+    destroy(layout, args.nodes)
     stop_servers(layout)
     return 0
 
@@ -271,7 +284,7 @@ def cmd_outputs(layout: Layout, _args: argparse.Namespace) -> int:
 
 
 def cmd_try(layout: Layout, args: argparse.Namespace) -> int:
-    servers = ensure_servers(layout)
+    servers = ensure_servers(layout, args.nodes)
     try:
         outputs = DevStack(layout, servers.vault, create=False).outputs()
     except DevStackError:
@@ -311,6 +324,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="verb", required=True)
     for verb, (_, help_text) in VERBS.items():
         command = sub.add_parser(verb, help=help_text, description=help_text)
+        command.add_argument(
+            "--nodes",
+            type=int,
+            choices=(1, 3),
+            default=1,
+            help="1: the OpenBao dev server (default); 3: a three-node Raft cluster",
+        )
         if verb == "try":
             command.add_argument("--job", default="web", help="Nomad job id (default web)")
             command.add_argument("--namespace", default="default", help="Nomad namespace")

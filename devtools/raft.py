@@ -234,6 +234,29 @@ def start(directory: Path, nodes: int = NODES) -> Cluster:
     return cluster
 
 
+def _alive(node: Node) -> bool:
+    return bool(node.pid) and runs(node.pid, NODE_MARKER) and health(node.address) is not None
+
+
+def ensure(directory: Path) -> tuple[Cluster, bool]:
+    """The cluster recorded in `directory`, its stopped nodes restarted from their own Raft
+    data and unsealed (so it keeps what it held, as production would); else a new one. True
+    when it was started new (then it holds nothing)."""
+    recorded = Cluster.load(directory)
+    if not recorded or not recorded.unseal_key:
+        if recorded:
+            stop_cluster(recorded)
+        return start(directory), True
+    for node in recorded.nodes:
+        if not _alive(node):
+            start_node(node, [])
+        if (health(node.address) or {}).get("sealed"):
+            unseal(recorded, node)
+    recorded.save()
+    wait_for_leader(recorded)
+    return recorded, False
+
+
 def stop_cluster(cluster: Cluster) -> None:
     """Stop every node that is still ours (by recorded PID)."""
     for node in cluster.nodes:

@@ -42,3 +42,25 @@ def test_a_cluster_fails_over_and_a_node_rejoins(tmp_path: Path) -> None:
         raft.stop_cluster(cluster)
     assert not any(pid_alive(node.pid) for node in cluster.nodes)
     assert raft.Cluster.load(tmp_path / "raft").unseal_key, "the key is kept in the state dir"
+
+
+def test_ensure_restarts_stopped_nodes_from_their_data(tmp_path: Path) -> None:
+    cluster, started = raft.ensure(tmp_path / "raft")
+    try:
+        assert started
+        leader = raft.wait_for_leader(cluster)
+        policy = f"{leader.address}/v1/sys/policies/acl/kept"
+        headers = {"X-Vault-Token": cluster.token}
+        body = {"policy": 'path "a" { capabilities = ["read"] }'}
+        assert requests.put(policy, headers=headers, json=body, timeout=10).status_code == 204
+        raft.stop_cluster(cluster)
+
+        again, started = raft.ensure(tmp_path / "raft")
+        assert not started, "the recorded cluster comes back, unsealed, with its data"
+        leader = raft.wait_for_leader(again)
+        kept = requests.get(
+            f"{leader.address}/v1/sys/policies/acl/kept", headers=headers, timeout=10
+        )
+        assert kept.status_code == 200
+    finally:
+        raft.stop_cluster(raft.Cluster.load(tmp_path / "raft"))
