@@ -12,7 +12,9 @@ prints tables to paste into a note:
 - the Vault requests each command makes, counted from an OpenBao audit log. A no-op command
   must not write: if it does, a WARNING is printed and the exit status is 1;
 - the same four commands for 1, 10 and 50 clusters, with the local backend's checkpoints on
-  (its default) and off (`PULUMI_SKIP_CHECKPOINTS=true`, what every throwaway stack here uses).
+  (its default) and off (`PULUMI_SKIP_CHECKPOINTS=true`, what every throwaway stack here uses);
+- a first `up` and a no-op `up` against a three-node OpenBao Raft cluster (through a standby
+  node, as behind a load balancer), beside the dev server's, and their ratio.
 
 Timings never fail the bench; they depend on the machine. Progress goes to stderr.
 """
@@ -40,7 +42,7 @@ from pulumi import automation as auto
 from bench import audit, raw
 from bench.audit import Requests
 from components.resource_types import PROJECT
-from devtools import openbao, workspace
+from devtools import openbao, raft, workspace
 from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import stop
 
@@ -66,6 +68,8 @@ REFRESH_UP = "pulumi up --refresh, no-op"
 DESTROY_ALL = "pulumi destroy"
 RAW_CREATE = "raw HTTP create (5 calls)"
 RAW_DELETE = "raw HTTP delete (3 calls)"
+RAFT_FIRST_UP = "pulumi up, first, 3-node Raft"
+RAFT_NOOP_UP = "pulumi up, no-op, 3-node Raft"
 NO_OP = (NOOP_UP, NOOP_PREVIEW, REFRESH_UP)
 CYCLE = ((FIRST_UP, UP), (NOOP_UP, UP), (NOOP_PREVIEW, PREVIEW), (DESTROY_ALL, DESTROY))
 
@@ -194,6 +198,41 @@ def ratio_line(samples: dict[str, list[float]]) -> str:
         f"ratio pulumi first up / raw create (medians): {pulumi_up / raw_create:.0f}x "
         f"({_duration(pulumi_up)} vs {_duration(raw_create)})"
     )
+
+
+def time_raft(work: Path, jwks_url: str, runs: int) -> dict[str, list[float]]:
+    """N cycles of first up, no-op up and destroy on a fresh three-node Raft cluster, its
+    stack pointed at a standby (every write is forwarded to the active node)."""
+    log("starting a three-node OpenBao Raft cluster")
+    cluster = raft.start(work / "raft")
+    try:
+        standby = raft.standbys(cluster)[0]
+        node = raw.Vault(standby.address, cluster.token)
+        stack = workspace.throwaway_stack(work / "raft-stack", STACK, PASSPHRASE, node)
+        workspace.configure(stack, jwksUrl=jwks_url)
+        workspace.run(stack, *PREVIEW)  # warm-up, as for the dev server
+        samples: dict[str, list[float]] = {RAFT_FIRST_UP: [], RAFT_NOOP_UP: []}
+        for number in range(1, runs + 1):
+            for label, args in ((RAFT_FIRST_UP, UP), (RAFT_NOOP_UP, UP)):
+                samples[label].append(workspace.run(stack, *args).seconds)
+                log(f"raft run {number}/{runs}: {label}: {samples[label][-1]:.2f} s")
+            workspace.run(stack, *DESTROY)
+        return samples
+    finally:
+        raft.stop_cluster(cluster)
+        log("stopped the Raft nodes")
+
+
+def raft_ratio_lines(samples: dict[str, list[float]]) -> list[str]:
+    """The Raft cluster's medians over the dev server's, same run."""
+    lines = []
+    for dev, cluster in ((FIRST_UP, RAFT_FIRST_UP), (NOOP_UP, RAFT_NOOP_UP)):
+        on_dev, on_raft = statistics.median(samples[dev]), statistics.median(samples[cluster])
+        lines.append(
+            f"ratio {cluster} / dev server (medians): {on_raft / on_dev:.2f}x "
+            f"({_duration(on_raft)} vs {_duration(on_dev)})"
+        )
+    return lines
 
 
 def _calls(counter: dict[tuple[str, str], int]) -> list[str]:
@@ -390,7 +429,11 @@ def bench(work: Path, runs: int, cluster_runs: dict[int, int]) -> int:
         log("warm-up: one untimed preview and raw create/delete")
         workspace.run(stack, *PREVIEW)
         raw_samples = time_raw(vault, issuer.jwks_url, runs)
-        samples = {**time_pulumi(stack, runs), **raw_samples}
+        samples = {
+            **time_pulumi(stack, runs),
+            **raw_samples,
+            **time_raft(work, issuer.jwks_url, runs),
+        }
         log("counting Vault requests via the audit log")
         report = count_requests(stack, vault, issuer.jwks_url, work / "audit.log")
         checks, idempotent = idempotency_lines(report)
@@ -406,6 +449,7 @@ def bench(work: Path, runs: int, cluster_runs: dict[int, int]) -> int:
             "",
             *timing_table(samples),
             ratio_line(samples),
+            *raft_ratio_lines(samples),
             *same,
             "",
             *audit_table(report),

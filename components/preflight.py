@@ -312,7 +312,33 @@ def _mount_problems(
         )
         if problem:
             problems.append(problem)
+        elif live is not None:
+            _warn_if_unconfigured(cluster)
     return problems
+
+
+def _warn_if_unconfigured(cluster: Cluster) -> None:
+    """Say so when the stack's mount has no JWT config: an `up` enabled it and stopped before
+    writing the config (the JWKS did not answer, or the server went away mid-run). The
+    provider takes such a mount for deleted on a refresh, and the engine's create then fails
+    on the path in use; no job can log in at it, so disabling it is safe."""
+    settings = cluster.settings
+    try:
+        config = _read(f"auth/{settings.auth_path}/config", settings.namespace)
+    except _ReadFailed:
+        return
+    if config is not None:
+        return
+    where = f" in namespace {settings.namespace!r}" if settings.namespace else ""
+    pulumi.log.warn(
+        f"{cluster.setting('authPath')}: auth mount {settings.auth_path!r}{where} has no JWT"
+        " config: an earlier `up` stopped before writing it (JWKS unreachable, or the server"
+        " lost mid-run). A `pulumi up` without --refresh completes it in place; if a run fails"
+        f" with `path is already in use at {settings.auth_path}/`, disable the mount (no job"
+        " can log in at it): `vault auth disable"
+        f"{' -namespace=' + settings.namespace if settings.namespace else ''}"
+        f" {settings.auth_path}`, then run `pulumi up` again"
+    )
 
 
 def _recorded_mount(record: Mapping[str, Any], cluster: Cluster) -> bool:

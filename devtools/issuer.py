@@ -235,15 +235,35 @@ class Issuer:
 
 
 class IssuerServer:
-    """Serves an issuer's JWKS over HTTP from a daemon thread (for tests)."""
+    """Serves an issuer's JWKS over HTTP from a daemon thread (for tests).
 
-    def __init__(self, issuer: Issuer, host: str = "127.0.0.1", port: int = 0) -> None:
+    For fault tests it can also misbehave on purpose (both off unless asked for):
+    `hold()` makes every JWKS request wait until `release()` (at most `hold_cap` seconds,
+    then it is answered anyway), so a test can act while a server's fetch of the keys is in
+    flight; `unavailable = True` answers 503, as a Nomad behind a proxy with no live server
+    would. `jwks_requested` is set whenever a JWKS request arrives.
+    """
+
+    def __init__(
+        self, issuer: Issuer, host: str = "127.0.0.1", port: int = 0, hold_cap: float = 300.0
+    ) -> None:
         body = json.dumps(issuer.jwks()).encode()
+        self.jwks_requested = threading.Event()
+        self.unavailable = False
+        self.hold_cap = hold_cap
+        self._released = threading.Event()
+        self._released.set()
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != JWKS_PATH:
                     self.send_error(404)
+                    return
+                server.jwks_requested.set()
+                server._released.wait(server.hold_cap)
+                if server.unavailable:
+                    self.send_error(503, "JWKS unavailable (IssuerServer.unavailable)")
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -265,7 +285,17 @@ class IssuerServer:
         self._thread.start()
         return self
 
+    def hold(self) -> None:
+        """From now on, JWKS requests wait for `release()`; `jwks_requested` is cleared."""
+        self.jwks_requested.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        """Answer the held JWKS requests, and every later one at once."""
+        self._released.set()
+
     def stop(self) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join()
