@@ -15,8 +15,9 @@ checked by the delivery command itself, before it writes (agent_files.py).
 """
 
 import json
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
@@ -44,7 +45,15 @@ from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
 from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
-from .vault_http import VaultUnreachable, capabilities, namespace_metadata, token_accepted
+from .vault_http import (
+    Session,
+    VaultUnreachable,
+    capabilities,
+    inside,
+    namespace_metadata,
+    token_accepted,
+)
+from .vault_setup import JWT_SUPPORTED_ALGS, Imports
 
 # The stack outputs that record what the stack's last update managed, and where.
 RECORD_OUTPUTS = (
@@ -289,10 +298,10 @@ def _mount_problems(
     namespaces: set[str],
     record: Mapping[str, Any],
     previous: Mapping[str, Any],
-) -> list[str]:
+) -> tuple[list[str], list[Cluster]]:
     """Auth mounts the stack would create that exist and are not the stack's (adopting ones
-    are compared by adoption.py)."""
-    problems = []
+    are compared by adoption.py); and the clusters whose own mount has no JWT config."""
+    problems, unconfigured = [], []
     for cluster in stack.clusters:
         settings = cluster.settings
         if settings.adopt or (settings.namespace and settings.namespace not in namespaces):
@@ -312,33 +321,72 @@ def _mount_problems(
         )
         if problem:
             problems.append(problem)
-        elif live is not None:
-            _warn_if_unconfigured(cluster)
-    return problems
+        elif live is not None and _without_config(cluster):
+            unconfigured.append(cluster)
+    return problems, unconfigured
 
 
-def _warn_if_unconfigured(cluster: Cluster) -> None:
-    """Say so when the stack's mount has no JWT config: an `up` enabled it and stopped before
-    writing the config (the JWKS did not answer, or the server went away mid-run). The
-    provider takes such a mount for deleted on a refresh, and the engine's create then fails
-    on the path in use; no job can log in at it, so disabling it is safe."""
+def _without_config(cluster: Cluster) -> bool:
     settings = cluster.settings
     try:
-        config = _read(f"auth/{settings.auth_path}/config", settings.namespace)
+        return _read(f"auth/{settings.auth_path}/config", settings.namespace) is None
     except _ReadFailed:
-        return
-    if config is not None:
-        return
-    where = f" in namespace {settings.namespace!r}" if settings.namespace else ""
-    pulumi.log.warn(
-        f"{cluster.setting('authPath')}: auth mount {settings.auth_path!r}{where} has no JWT"
-        " config: an earlier `up` stopped before writing it (JWKS unreachable, or the server"
-        " lost mid-run). A `pulumi up` without --refresh completes it in place; if a run fails"
-        f" with `path is already in use at {settings.auth_path}/`, disable the mount (no job"
-        " can log in at it): `vault auth disable"
-        f"{' -namespace=' + settings.namespace if settings.namespace else ''}"
-        f" {settings.auth_path}`, then run `pulumi up` again"
-    )
+        return False
+
+
+def _until_readable(session: Session, path: str, timeout: float = 10) -> None:
+    """Wait until `path` reads back where the provider will read it: a standby serving reads
+    applies a write made through the active node a moment later."""
+    deadline = time.monotonic() + timeout
+    while session.ask(path) is None:
+        if time.monotonic() > deadline:
+            raise ValueError(f"{path} written, but not readable after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def _complete_configs(
+    clusters: list[Cluster], provider: ProviderContext
+) -> tuple[dict[str, Imports], list[str]]:
+    """Write the JWT config of each of the stack's own mounts an interrupted `up` left without
+    one (the JWKS did not answer, or the server went away mid-run), and take the mounts back
+    by import; the import ids per cluster, and why a config could not be written.
+
+    Such a mount accepts no login, and the provider reads it as deleted: after a refresh the
+    engine would create it again and fail on the path in use. Completed with the settings'
+    values, the engine imports it and carries on, whatever its state holds. A preview only
+    says what the `up` will do.
+    """
+    imports, problems = {}, []
+    for cluster in clusters:
+        settings = cluster.settings
+        auth_path = settings.auth_path
+        where = f" in namespace {settings.namespace!r}" if settings.namespace else ""
+        found = (
+            f"{cluster.setting('authPath')}: auth mount {settings.auth_path!r}{where} has no JWT"
+            " config: an earlier `up` stopped before writing it (JWKS unreachable, or the"
+            " server lost mid-run)"
+        )
+        if pulumi.runtime.is_dry_run() or not provider.token:
+            pulumi.log.warn(
+                f"{found}; `pulumi up` writes it from the settings and takes the mount back"
+            )
+            continue
+        config = {
+            "jwks_url": settings.jwks_url,
+            "jwt_supported_algs": JWT_SUPPORTED_ALGS,
+            "default_role": settings.role_name,
+            **({"jwks_ca_pem": settings.jwks_ca_pem} if settings.jwks_ca_pem else {}),
+        }
+        session, path = inside(provider.session, settings.namespace), f"auth/{auth_path}/config"
+        try:
+            session.ask(path, config)
+            _until_readable(session, path)
+        except (VaultUnreachable, ValueError) as error:
+            problems.append(f"{found}, and writing it now failed: {error}")
+            continue
+        pulumi.log.info(f"{found}; written from the settings, and the mount taken back")
+        imports[cluster.name] = Imports(auth=settings.auth_path)
+    return imports, problems
 
 
 def _recorded_mount(record: Mapping[str, Any], cluster: Cluster) -> bool:
@@ -487,11 +535,20 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveSe
     namespaces = _check_namespaces(stack, provider, record)
     adoption, adoption_problems = _adoption(stack, provider, record, namespaces)
     problems += namespaces.problems + adoption_problems
-    inside = namespaces.ours | namespaces.adoptable
-    problems += _mount_problems(stack, provider.owner, inside, record, previous)
-    problems += _policy_problems(stack, provider.owner, inside, record, previous, adoption)
+    inside_namespaces = namespaces.ours | namespaces.adoptable
+    mount_problems, unconfigured = _mount_problems(
+        stack, provider.owner, inside_namespaces, record, previous
+    )
+    problems += mount_problems
+    problems += _policy_problems(
+        stack, provider.owner, inside_namespaces, record, previous, adoption
+    )
     if problems or here is None:
         _refuse(problems)
+    completed, problems = _complete_configs(unconfigured, provider)
+    if problems:
+        _refuse(problems)
+    adoption = replace(adoption, imports={**adoption.imports, **completed})
     return LiveServer(here, previous, adoption)
 
 

@@ -5,9 +5,10 @@ server's kind and state (`sys/health`, asked without a token, before the provide
 with one), whether the server accepts the stack's token at all (`auth/token/lookup-self`),
 what the token may do on the stack's paths (`sys/capabilities-self`: a question, it changes
 nothing), and, in the first step of an adoption, a namespace's own custom metadata (the
-provider's `TERRAFORM_VAULT_NAMESPACE_IMPORT` then sends its reads into that namespace). All
-use the provider's TLS settings, never follow a redirect, and send the token only to the
-stack's own address.
+provider's `TERRAFORM_VAULT_NAMESPACE_IMPORT` then sends its reads into that namespace). One
+write: the JWT config of the stack's own auth mount when an interrupted `up` left it without
+one (the provider would take the mount for deleted; see preflight.py). All use the provider's
+TLS settings, never follow a redirect, and send the token only to the stack's own address.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -98,6 +99,8 @@ class Session:
         status, answer_bytes = get(url, headers, self.tls, body=body)
         if status == 404:
             return None
+        if status == 204:
+            return {}
         try:
             answer = json.loads(answer_bytes)
         except ValueError:
@@ -107,6 +110,12 @@ class Session:
             reason = "; ".join(map(str, errors or [])) or "no reason given"
             raise ValueError(f"HTTP {status}: {reason}")
         return answer
+
+
+def inside(session: Session, namespace: str) -> Session:
+    """The same session, in `namespace` under the provider's own."""
+    joined = "/".join(part for part in (session.namespace, namespace) if part)
+    return replace(session, namespace=joined)
 
 
 def namespace_metadata(session: Session, path: str) -> dict[str, str] | None:

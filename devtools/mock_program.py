@@ -118,6 +118,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             data = {"name": name, "policy": self.existing_policies[name]}
         if kind == "sys/auth" and name in self.existing_auth_mounts:
             data = {"type": "jwt", "accessor": self.existing_auth_mounts[name]}
+        if name == "config" and kind.removeprefix("auth/") in self.existing_auth_mounts:
+            data = {"jwks_url": "http://127.0.0.1:4646/.well-known/jwks.json"}
         if data is None:
             return {}, [("path", f'no secret found at "{path}"')]
         return {"path": path, "dataJson": json.dumps(data)}

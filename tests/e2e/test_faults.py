@@ -9,11 +9,10 @@ cluster for the module:
    refreshed preview, a destroy that leaves nothing.
 2. The LEADER killed while `up` writes the JWT config (OpenBao is fetching the JWKS, held open
    by the issuer) fails the `up` with the dead address and "connection refused", and leaves
-   the mount enabled but unconfigured. `up --refresh` then does NOT converge: the provider
-   reads a JWT mount without config as gone, drops it from the state, and the create collides
-   with the live mount ("path is already in use"); the program warns of exactly this, with
-   the fix. Disabling that never-configured mount (no job can log in through it) and running
-   `up` again converges.
+   the mount enabled but unconfigured. On `up --refresh` the provider
+   reads a JWT mount without config as gone and drops it from the state; the program sees the
+   stack's own mount without config, writes the config from the settings and has the engine
+   import the mount: `up --refresh` converges, and the mount keeps its accessor.
 3. Two `up`s of one stack at once: the second is refused by the backend's lock, the first
    finishes, the next `up` changes nothing.
 4. The JWKS answering 503 fails the `up` with OpenBao's "error checking jwks URL", the mount
@@ -241,23 +240,20 @@ def test_the_leader_killed_during_up(cluster, on_node) -> None:
     assert raft.wait_for_leader(cluster).name != active.name
     assert raft.health(active.address)["standby"] is True
 
-    # The trap: refreshing reads a JWT mount without config as deleted (the provider's read:
-    # no config, so it clears the id), the state forgets it, and the create then collides.
-    with pytest.raises(auto.CommandError) as refreshed:
-        scenario.up(refresh=True)
-    assert f"path is already in use at {auth_path}/" in str(refreshed.value)
-    # The program saw it coming and said what it is and what to do (a warning, since a plain
-    # `up`, whose state still holds the mount, completes it in place: test 4).
-    said = " ".join(str(refreshed.value).split())
-    assert f"auth mount '{auth_path}' has no JWT config: an earlier `up` stopped" in said, said
-    assert f"`vault auth disable {auth_path}`, then run `pulumi up` again" in said, said
-    assert recorded_ids(scenario, AUTH_BACKEND) == []
-    assert list(auth_mounts_named(root_client(cluster), tag)) == [f"{auth_path}/"]
-
-    # Recovery: nothing can log in through a mount without config, so disabling it loses
-    # nothing; then the stack converges.
-    root_client(cluster).sys.disable_auth_method(auth_path)
-    assert changes(scenario.up(refresh=True).summary.resource_changes) == {"create": 3}
+    # Refreshing reads a JWT mount without config as deleted (the provider's read: no config,
+    # so it clears the id) and the state forgets it; the program sees the stack's own mount
+    # without config, writes the config from the settings, and the engine takes the mount
+    # back by import: `up --refresh` converges, and the accessor the failed run made stays.
+    accessor = live[f"{auth_path}/"]["accessor"]
+    steps = StepRecorder()
+    result = scenario.up(refresh=True, on_event=steps)
+    assert {s.name: s.op for s in steps.steps if s.type == AUTH_BACKEND} == {
+        "nomad-auth": "import"
+    }, result.stdout
+    assert "has no JWT config: an earlier `up` stopped before writing it" in " ".join(
+        result.stdout.split()
+    )
+    assert scenario.outputs()["auth_accessor"] == accessor
     assert_converged(scenario, tag)
     job_reads_only_its_own_secret(scenario, active.address, "batch")
     destroy_leaves_nothing(scenario, tag)
