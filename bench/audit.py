@@ -13,9 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WRITE_OPERATIONS = frozenset({"create", "update", "delete"})
-# The provider's own session, not the objects it manages: pulumi-vault (like Terraform's
-# provider) mints a short-lived child token per run unless skip_child_token is set.
-SESSION_PATHS = ("auth/token/create", "auth/token/revoke-self", "auth/token/lookup-self")
+# The session, not the objects the stack manages: pulumi-vault (like Terraform's provider)
+# mints a short-lived child token per run unless skip_child_token is set, and the program asks
+# what its token may do (`sys/capabilities-self`, an "update" that changes nothing).
+SESSION_PATHS = (
+    "auth/token/create",
+    "auth/token/revoke-self",
+    "auth/token/lookup-self",
+    "sys/capabilities-self",
+)
 
 
 @dataclass

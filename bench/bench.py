@@ -281,7 +281,8 @@ def idempotency_lines(report: AuditReport) -> tuple[list[str], bool]:
         if session:
             lines.append(
                 f"note: {label} also makes {sum(session.values())} session write(s): the "
-                "provider's child token (auth/token/create), not a managed object"
+                "provider's child token (auth/token/create) and the program's capability"
+                " question (sys/capabilities-self), not managed objects"
             )
     if ok:
         lines.append("no-op commands: 0 writes to managed Vault objects, no planned changes")

@@ -279,7 +279,9 @@ def test_a_sealed_or_uninitialised_node_is_refused_naming_it(state, says) -> Non
     for stub in serve(Stub(lambda path: answer)):
         with pytest.raises(ServerProbeError) as refused:
             probe_server(stub.address)
-        assert f"the Vault server at {stub.address} (HashiCorp Vault 1.14.10) " in str(refused.value)
+        assert f"the Vault server at {stub.address} (HashiCorp Vault 1.14.10) " in str(
+            refused.value
+        )
         assert says in str(refused.value)
 
 
