@@ -21,17 +21,26 @@ ROOT = "root"
 
 
 def required_capabilities(
-    stack: StackSettings, child_token: bool = True
+    stack: StackSettings, child_token: bool = True, prefix: str = ""
 ) -> dict[str, frozenset[str]]:
     """Every path this stack's `up` touches, with the capabilities it needs there.
 
-    Paths inside a namespace are prefixed with it (relative to the provider's namespace, as
-    `sys/capabilities-self` asked there takes them). `child_token`: the provider logs in with
-    a child token of this one unless `vault:skipChildToken` is set.
+    Asked in the token's own namespace, as the provider uses it: the token store's paths
+    there, every other path under `prefix` (the provider's namespace relative to the token's,
+    "" when they are the same), and a cluster's paths under its own namespace too.
+    `child_token`: the provider logs in with a child token of this one unless
+    `vault:skipChildToken` is set.
     """
     rules: dict[str, frozenset[str]] = {"auth/token/lookup-self": READ}
     if child_token:
         rules["auth/token/create"] = frozenset({"update"})
+    stack_rules = _stack_rules(stack)
+    under = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    return {**rules, **{under + path: needed for path, needed in stack_rules.items()}}
+
+
+def _stack_rules(stack: StackSettings) -> dict[str, frozenset[str]]:
+    rules: dict[str, frozenset[str]] = {}
     namespaces = sorted({c.settings.namespace for c in stack.clusters if c.settings.namespace})
     if namespaces:
         rules["sys/namespaces"] = frozenset({"list"})
@@ -56,13 +65,17 @@ def required_capabilities(
 
 
 def for_preview(rules: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
-    """What a preview needs of `rules`: the reads (and the child token, and listing)."""
+    """What a preview needs of `rules`: the reads, listing and the child token; and `sudo`
+    on `sys/auth/<path>`, which reading an auth mount's entry needs."""
     kept = {"auth/token/create"}
-    return {
-        path: needed & {"read", "list"} if path not in kept else needed
-        for path, needed in rules.items()
-        if path in kept or needed & {"read", "list"}
-    }
+    preview = {}
+    for path, needed in rules.items():
+        if path in kept:
+            preview[path] = needed
+        elif needed & {"read", "list"}:
+            reads = {"read", "list"} | ({"sudo"} if "/sys/auth/" in f"/{path}" else set())
+            preview[path] = needed & reads
+    return preview
 
 
 def missing_capabilities(
@@ -74,6 +87,10 @@ def missing_capabilities(
         has = set(granted.get(path) or ())
         if ROOT in has:
             continue
+        if "update" in has and "/role/" not in path:
+            # Only a role checks whether it exists: everywhere else Vault takes every write
+            # for an update, so `update` alone is enough.
+            has.add("create")
         lacking = needed if "deny" in has else needed - has
         if lacking:
             missing[path] = sorted(lacking)

@@ -46,12 +46,13 @@ from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
 from .vault_http import (
+    Refused,
     Session,
     VaultUnreachable,
     capabilities,
     inside,
     namespace_metadata,
-    token_accepted,
+    token_namespace,
 )
 from .vault_setup import JWT_SUPPORTED_ALGS, Imports
 
@@ -344,31 +345,36 @@ def _until_readable(session: Session, path: str, timeout: float = 10) -> None:
         time.sleep(0.1)
 
 
-def _complete_configs(
-    clusters: list[Cluster], provider: ProviderContext
-) -> tuple[dict[str, Imports], list[str]]:
+def complete_configs(
+    clusters: tuple[Cluster, ...], provider: ProviderContext
+) -> dict[str, Imports]:
     """Write the JWT config of each of the stack's own mounts an interrupted `up` left without
-    one (the JWKS did not answer, or the server went away mid-run), and take the mounts back
-    by import; the import ids per cluster, and why a config could not be written.
+    one (the JWKS did not answer, or the server went away mid-run), so the engine can take the
+    mounts back by import; the import ids per cluster. Called once every other check passed.
 
     Such a mount accepts no login, and the provider reads it as deleted: after a refresh the
     engine would create it again and fail on the path in use. Completed with the settings'
-    values, the engine imports it and carries on, whatever its state holds. A preview only
-    says what the `up` will do.
+    values, the engine imports it and carries on, whatever its state holds (the accessor
+    stays). A preview only says what the `up` will do. Raises PreflightError when a config
+    cannot be written.
     """
-    imports, problems = {}, []
+    imports: dict[str, Imports] = {}
+    problems: list[str] = []
     for cluster in clusters:
         settings = cluster.settings
         auth_path = settings.auth_path
         where = f" in namespace {settings.namespace!r}" if settings.namespace else ""
         found = (
-            f"{cluster.setting('authPath')}: auth mount {settings.auth_path!r}{where} has no JWT"
+            f"{cluster.setting('authPath')}: auth mount {auth_path!r}{where} has no JWT"
             " config: an earlier `up` stopped before writing it (JWKS unreachable, or the"
             " server lost mid-run)"
         )
-        if pulumi.runtime.is_dry_run() or not provider.token:
-            pulumi.log.warn(
-                f"{found}; `pulumi up` writes it from the settings and takes the mount back"
+        if pulumi.runtime.is_dry_run():
+            pulumi.log.warn(f"{found}; `pulumi up` writes it from the settings and keeps the mount")
+            continue
+        if not provider.token:
+            problems.append(
+                f"{found}; to write it, give the program the token: vault:token or VAULT_TOKEN"
             )
             continue
         config = {
@@ -385,8 +391,13 @@ def _complete_configs(
             problems.append(f"{found}, and writing it now failed: {error}")
             continue
         pulumi.log.info(f"{found}; written from the settings, and the mount taken back")
-        imports[cluster.name] = Imports(auth=settings.auth_path)
-    return imports, problems
+        imports[cluster.name] = Imports(auth=auth_path)
+    if problems:
+        written = ", ".join(repr(c.settings.auth_path) for c in clusters if c.name in imports)
+        done = f" (the JWT config of {written} was written)" if written else ", nothing was changed"
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise PreflightError(f"refusing to apply this stack{done}:\n{lines}")
+    return imports
 
 
 def _recorded_mount(record: Mapping[str, Any], cluster: Cluster) -> bool:
@@ -476,21 +487,33 @@ def _token_problems(stack: StackSettings, provider: ProviderContext) -> list[str
     provider's token helper, say) is left to the provider to report."""
     if not provider.token:
         return []
-    session, setting = provider.session, provider.token_setting
+    setting, address = provider.token_setting, provider.address
     try:
-        token_accepted(session)
+        token_home = token_namespace(provider.session)
     except VaultUnreachable as error:
-        return [f"{provider.address_setting}: cannot reach {provider.address}: {error}"]
-    except ValueError as error:
-        return [
-            f"{setting}: the Vault server at {provider.address} refuses this token ({error}):"
-            " it has expired, been revoked, or belongs to another server; issue a new one"
-        ]
-    required = required_capabilities(stack, provider.child_token)
+        return [f"{provider.address_setting}: cannot reach {address}: {error}"]
+    except Refused as error:
+        if error.status in (400, 403):
+            return [
+                f"{setting}: the Vault server at {address} refuses this token ({error}): it has"
+                " expired, been revoked, or belongs to another server; issue a new one"
+            ]
+        return [f"{provider.address_setting}: {address} answered the token's lookup with {error}"]
+    # The provider uses the token in its own namespace, then works in the provider's.
+    own = provider.namespace.strip("/")
+    if token_home and own != token_home and not own.startswith(f"{token_home}/"):
+        pulumi.log.warn(
+            f"the token lives in namespace {token_home!r}, outside the provider's ({own!r}):"
+            " what it may do is left to the provider to report"
+        )
+        return []
+    prefix = own[len(token_home) :] if token_home else own
+    required = required_capabilities(stack, provider.child_token, prefix)
     if pulumi.runtime.is_dry_run():
         required = for_preview(required)
     try:
-        granted = capabilities(session, sorted(required))
+        asked = replace(provider.session, namespace=token_home)
+        granted = capabilities(asked, sorted(required))
     except (VaultUnreachable, ValueError) as error:
         pulumi.log.warn(
             f"cannot ask what the token may do (sys/capabilities-self: {error}); a missing"
@@ -508,6 +531,8 @@ class LiveServer:
     record: dict[str, str]
     previous: dict[str, Any]
     adoption: Adoption = NOTHING_ADOPTED
+    # The clusters whose own auth mount an interrupted `up` left without JWT config.
+    unconfigured: tuple[Cluster, ...] = ()
 
 
 def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveServer:
@@ -545,11 +570,7 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveSe
     )
     if problems or here is None:
         _refuse(problems)
-    completed, problems = _complete_configs(unconfigured, provider)
-    if problems:
-        _refuse(problems)
-    adoption = replace(adoption, imports={**adoption.imports, **completed})
-    return LiveServer(here, previous, adoption)
+    return LiveServer(here, previous, adoption, tuple(unconfigured))
 
 
 def _refuse(problems: list[str]) -> None:

@@ -15,6 +15,7 @@ nothing in Vault (the accessor of a re-created mount would change, and break eve
   single-cluster names (`nomad`, `nomad-auth`, ...), which match no state once it has.
 """
 
+from dataclasses import replace
 from typing import Any
 
 import pulumi
@@ -24,7 +25,7 @@ from .adoption import Adoption
 from .config import Cluster, StackSettings
 from .config.report import raise_if_any
 from .ownership import namespace_metadata, stack_owner
-from .preflight import check_live_server, recorded_clusters, recorded_value
+from .preflight import check_live_server, complete_configs, recorded_clusters, recorded_value
 from .resource_types import CLUSTER_COMPONENT, FormerNames
 from .vault_setup import Imports, NomadVaultSetup, NomadVaultSetupArgs
 
@@ -42,9 +43,10 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
     single_mount = single_form_mount(stack, live.previous)
     heir = single_form_heir(stack, single_mount)
     raise_if_any(renamed_mount_problems(stack, live.previous, heir))
+    completed = complete_configs(live.unconfigured, stack.provider)
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
-    adoption = live.adoption
+    adoption = replace(live.adoption, imports={**live.adoption.imports, **completed})
     namespaces = {} if adoption.namespaces_deferred else _namespaces(stack, heir, adoption)
     per_cluster: dict[str, dict[str, pulumi.Output]] = {}
     for cluster in stack.clusters:

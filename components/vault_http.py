@@ -14,12 +14,13 @@ TLS settings, never follow a redirect, and send the token only to the stack's ow
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -37,6 +38,14 @@ NO_TLS_SETTINGS = Tls()
 
 class VaultUnreachable(Exception):
     """No HTTP answer at all: refused, timed out, TLS failure, bad address."""
+
+
+class Refused(ValueError):
+    """Vault answered, but not with what was asked: its status and reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -64,6 +73,10 @@ def get(
     """One GET (a POST when there is a `body`): the status and body of whatever answered (an
     error status included)."""
     handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+    if _loopback(url):
+        # Go's client (the provider's) never proxies a loopback address; urllib would send
+        # the token to a proxy from the environment, in the clear for http://.
+        handlers.append(urllib.request.ProxyHandler({}))
     if url.startswith("https:"):
         handlers.append(urllib.request.HTTPSHandler(context=_tls_context(tls)))
     opener = urllib.request.build_opener(*handlers)
@@ -76,8 +89,20 @@ def get(
             return response.status, response.read()
     except urllib.error.HTTPError as error:  # sealed, standby, 404...: the body still tells
         return error.code, error.read()
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
+    except ValueError:  # its text would quote the header values: the token among them
+        raise VaultUnreachable(
+            "the request could not be sent (a header value is invalid)"
+        ) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         raise VaultUnreachable(str(getattr(error, "reason", error))) from error
+
+
+def _loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -85,19 +110,19 @@ class Session:
     """The stack's server, token and provider namespace: who asks, where."""
 
     address: str
-    token: str
+    token: str = field(repr=False)
     namespace: str = ""  # the provider's, "" for root
     tls: Tls = NO_TLS_SETTINGS
 
     def ask(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """Vault's JSON answer for `path` (None for 404). Raises VaultUnreachable, or
-        ValueError with Vault's reason when the request is refused."""
+        """Vault's JSON answer for `path` (None for a read that finds nothing; a write must
+        find its path). Raises VaultUnreachable, or Refused with Vault's status and reason."""
         url = f"{self.address.rstrip('/')}/v1/{urllib.parse.quote(path)}"
         headers = {"X-Vault-Token": self.token, "Accept": "application/json"}
         if self.namespace:
             headers["X-Vault-Namespace"] = self.namespace
         status, answer_bytes = get(url, headers, self.tls, body=body)
-        if status == 404:
+        if status == 404 and body is None:
             return None
         if status == 204:
             return {}
@@ -108,7 +133,7 @@ class Session:
         if status != 200 or not isinstance(answer, dict):
             errors = answer.get("errors") if isinstance(answer, dict) else None
             reason = "; ".join(map(str, errors or [])) or "no reason given"
-            raise ValueError(f"HTTP {status}: {reason}")
+            raise Refused(status, f"HTTP {status}: {reason}")
         return answer
 
 
@@ -128,10 +153,14 @@ def namespace_metadata(session: Session, path: str) -> dict[str, str] | None:
     return dict(metadata) if isinstance(metadata, dict) else {}
 
 
-def token_accepted(session: Session) -> None:
-    """Returns when the server accepts the token; raises ValueError with its reason else."""
-    if session.ask("auth/token/lookup-self") is None:
-        raise ValueError("HTTP 404: no token store answered")
+def token_namespace(session: Session) -> str:
+    """The namespace the token lives in ("" for root), asked where the provider asks it:
+    without the provider's namespace. Raises Refused (403: the token is refused)."""
+    answer = replace(session, namespace="").ask("auth/token/lookup-self")
+    if answer is None:
+        raise Refused(404, "HTTP 404: no token store answered")
+    path = (answer.get("data") or {}).get("namespace_path") or ""
+    return str(path).strip("/")
 
 
 def capabilities(session: Session, paths: list[str]) -> dict[str, list[str]]:

@@ -203,7 +203,7 @@ class ProgramRunner:
 
         self.setattr(preflight, "probe_server", probe)
         # The token is accepted and may do anything (a root token's answer).
-        self.setattr(preflight, "token_accepted", lambda session: None)
+        self.setattr(preflight, "token_namespace", lambda session: "")
         self.setattr(
             preflight, "capabilities", lambda session, paths: {path: ["root"] for path in paths}
         )

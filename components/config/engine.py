@@ -60,6 +60,11 @@ def _checked(value: str, name: str, check: Callable[[str], str], problems: list[
         return ""
 
 
+def _go_bool(value: str) -> bool:
+    """True as the provider (Go's strconv.ParseBool) reads it: 1, t, T, TRUE, true, True."""
+    return value in ("1", "t", "T", "TRUE", "true", "True")
+
+
 def provider_context(problems: list[str]) -> ProviderContext:
     """The engine's and the provider's facts; a bad one adds a problem under its own name."""
     config = pulumi.Config("vault")
@@ -68,6 +73,12 @@ def provider_context(problems: list[str]) -> ProviderContext:
     skip_verify, _ = _provider_setting(config, "skipTlsVerify", "VAULT_SKIP_VERIFY")
     skip_child, _ = _provider_setting(config, "skipChildToken", "TERRAFORM_VAULT_SKIP_CHILD_TOKEN")
     token, token_setting = _provider_setting(config, "token", "VAULT_TOKEN")
+    if token != token.strip() or any(char < " " or char == "\x7f" for char in token):
+        # Never quoted: it is the token.
+        problems.append(
+            f"{token_setting}: holds whitespace or control characters (a newline from a file?);"
+            " set it again without them"
+        )
     return ProviderContext(
         organization=pulumi.get_organization(),
         project=pulumi.get_project(),
@@ -77,11 +88,11 @@ def provider_context(problems: list[str]) -> ProviderContext:
         namespace=_checked(namespace, namespace_setting, provider_namespace, problems),
         ca_cert_file=_provider_setting(config, "caCertFile", "VAULT_CACERT")[0] or None,
         ca_cert_dir=_provider_setting(config, "caCertDir", "VAULT_CAPATH")[0] or None,
-        skip_tls_verify=skip_verify.lower() in ("1", "true"),
+        skip_tls_verify=_go_bool(skip_verify),
         namespace_import=os.environ.get("TERRAFORM_VAULT_NAMESPACE_IMPORT", ""),
         token=token,
         token_setting=token_setting,
-        child_token=skip_child.lower() not in ("1", "true"),
+        child_token=not _go_bool(skip_child),
     )
 
 

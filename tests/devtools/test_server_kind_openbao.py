@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from components.server_kind import VaultServer, job_id_risks, probe_server
+from components.server_kind import ServerProbeError, job_id_risks, probe_server
 from devtools import openbao
 from devtools.proc import free_port, spawn, stop
 
@@ -52,9 +52,9 @@ def test_this_openbao_release_has_no_job_id_risk(dev_server: openbao.DevServer) 
     assert job_id_risks(probe_server(dev_server.address)) == {}
 
 
-def test_an_uninitialised_sealed_node_still_answers_the_probe(tmp_path: Path) -> None:
-    """Its plain `sys/health` is HTTP 501; the probe's query (uninitcode=200...) or its reading
-    of non-200 bodies still gets the kind and version."""
+def test_an_uninitialised_sealed_node_is_refused_by_the_probe(tmp_path: Path) -> None:
+    """Its plain `sys/health` is HTTP 501; the probe's query (uninitcode=200...) still reads
+    the kind and version, and refuses the node by name: it would refuse everything after."""
     port = free_port()
     config = tmp_path / "server.hcl"
     config.write_text(
@@ -80,6 +80,10 @@ def test_an_uninitialised_sealed_node_still_answers_the_probe(tmp_path: Path) ->
                 time.sleep(0.1)
         assert plain.status_code == 501
         assert plain.json()["initialized"] is False and plain.json()["sealed"] is True
-        assert probe_server(address) == VaultServer("openbao", binary_version())
+        with pytest.raises(ServerProbeError) as refused:
+            probe_server(address)
+        assert f"the Vault server at {address} (OpenBao {binary_version()}) is not initialised" in (
+            str(refused.value)
+        )
     finally:
         stop(process.pid)

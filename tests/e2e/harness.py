@@ -42,9 +42,20 @@ class Scenario:
 
     # Not "root": the engine masks the stack's secret token wherever it appears in its output,
     # and "root" is part of many paths here.
-    def __init__(self, root: Path, token: str = "e2e-root-token", audited: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        token: str = "e2e-root-token",
+        audited: bool = False,
+        server: workspace.VaultServer | None = None,
+    ) -> None:
+        """A dev server of its own, or the running `server` given (the caller's to stop)."""
         self.root = root
-        self.server, self.audit_log = start_openbao(root / "openbao", token, audited)
+        self.owns_server = server is None
+        if server is None:
+            self.server, self.audit_log = start_openbao(root / "openbao", token, audited)
+        else:
+            self.server, self.audit_log = server, None
         self.issuer = Issuer()
         self.issuer_server = IssuerServer(self.issuer).start()
         self.other_issuers: list[IssuerServer] = []
@@ -102,4 +113,5 @@ class Scenario:
     def close(self) -> None:
         for server in (self.issuer_server, *self.other_issuers):
             server.stop()
-        stop(self.server.pid)
+        if self.owns_server:
+            stop(self.server.pid)

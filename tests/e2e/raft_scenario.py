@@ -13,8 +13,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from devtools import raft, workspace
-from devtools.issuer import Issuer, IssuerServer
-from tests.e2e.harness import PASSPHRASE, STACK, Scenario
+from tests.e2e.harness import Scenario
 
 
 @dataclass(frozen=True)
@@ -30,26 +29,11 @@ class RaftScenario(Scenario):
     """A fresh issuer and stack whose provider talks to `node` of `cluster`."""
 
     def __init__(self, root: Path, cluster: raft.Cluster, node: raft.Node) -> None:
-        # Scenario.__init__ would start a dev server: set up the same attributes, on the node.
-        self.root, self.cluster, self.node = root, cluster, node
-        self.server = NodeAccess(node.address, cluster.token)
-        self.audit_log = None
-        self.issuer = Issuer()
-        self.issuer_server = IssuerServer(self.issuer).start()
-        self.other_issuers: list[IssuerServer] = []
-        self.stack = workspace.throwaway_stack(root, STACK, PASSPHRASE, self.server)
-        self.work_dir = Path(self.stack.workspace.work_dir)
-        self.env: dict[str, str] = dict(self.stack.workspace.env_vars)
-        self.stack_file = workspace.stack_file(self.stack)
-        self.vault = self.client()
+        super().__init__(root, server=NodeAccess(node.address, cluster.token))
+        self.cluster, self.node = cluster, node
 
     def another_handle(self) -> auto.Stack:
         """The same stack (same project copy, backend and passphrase) through a second
         Automation API workspace: its commands are other `pulumi` processes, as a second
         operator's would be."""
         return workspace.open_stack(self.stack.name, self.work_dir, self.env)
-
-    def close(self) -> None:
-        """Stop the issuers; the cluster is shared and stays up."""
-        for server in (self.issuer_server, *self.other_issuers):
-            server.stop()

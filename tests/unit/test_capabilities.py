@@ -16,8 +16,10 @@ from devtools.project_copy import PROJECT_DIR
 ADDRESS = {"nomadVaultAddress": "http://127.0.0.1:8200"}
 
 
-def required(child_token: bool = True, **raw: object) -> dict[str, frozenset[str]]:
-    return required_capabilities(parse_settings(ADDRESS | raw), child_token)
+def required(
+    child_token: bool = True, prefix: str = "", **raw: object
+) -> dict[str, frozenset[str]]:
+    return required_capabilities(parse_settings(ADDRESS | raw), child_token, prefix)
 
 
 def test_the_defaults_need_exactly_the_deployer_policy() -> None:
@@ -54,10 +56,11 @@ def test_without_a_child_token_token_create_is_not_needed() -> None:
 
 def test_a_preview_needs_only_the_reads() -> None:
     preview = for_preview(required())
-    assert preview["sys/auth/jwt-nomad"] == {"read"}
+    assert preview["sys/auth/jwt-nomad"] == {"read", "sudo"}, "reading a mount's entry needs sudo"
+    assert preview["auth/jwt-nomad/role/nomad-workloads"] == {"read"}
     assert preview["auth/token/create"] == {"update"}
     assert all(
-        needed <= {"read", "list"}
+        needed <= {"read", "list", "sudo"}
         for path, needed in preview.items()
         if path != "auth/token/create"
     )
@@ -83,3 +86,18 @@ def test_each_missing_capability_is_named_with_its_path() -> None:
 def test_a_root_token_lacks_nothing() -> None:
     rules = required()
     assert missing_capabilities(rules, {path: ["root"] for path in rules}) == {}
+
+
+def test_update_is_enough_where_vault_checks_no_existence() -> None:
+    rules = required()
+    granted = {path: sorted(needed - {"create"}) for path, needed in rules.items()}
+    assert missing_capabilities(rules, granted) == {
+        "auth/jwt-nomad/role/nomad-workloads": ["create"]  # a role checks: create is needed
+    }
+
+
+def test_the_stack_paths_are_asked_under_the_providers_namespace_not_the_token_store() -> None:
+    rules = required(prefix="team")
+    assert "auth/token/lookup-self" in rules and "auth/token/create" in rules
+    assert "team/sys/auth/jwt-nomad" in rules
+    assert "sys/auth/jwt-nomad" not in rules
