@@ -192,7 +192,8 @@ def test_the_kind_comes_from_the_shape_of_the_health_answer(
 
 @dataclass
 class Stub:
-    """A fake Vault `sys/health` on 127.0.0.1: `answer` decides (status, body, headers)."""
+    """A fake Vault on 127.0.0.1 (GET and POST): `answer(path)` decides (status, body,
+    headers)."""
 
     answer: Any
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -210,6 +211,10 @@ def serve(stub: Stub, tls: ssl.SSLContext | None = None) -> Iterator[Stub]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
 
         def log_message(self, *args: Any) -> None:
             """Quiet."""
