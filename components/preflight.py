@@ -15,9 +15,8 @@ checked by the delivery command itself, before it writes (agent_files.py).
 """
 
 import json
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -35,26 +34,12 @@ from .adoption import (
     namespace_import_problems,
 )
 from .agent_files import local_file_problems
-from .capabilities import (
-    for_preview,
-    missing_capabilities,
-    missing_problems,
-    required_capabilities,
-)
 from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
 from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
-from .vault_http import (
-    Refused,
-    Session,
-    VaultUnreachable,
-    capabilities,
-    inside,
-    namespace_metadata,
-    token_namespace,
-)
-from .vault_setup import JWT_SUPPORTED_ALGS, Imports
+from .token_access import token_problems
+from .vault_http import VaultUnreachable, namespace_metadata
 
 # The stack outputs that record what the stack's last update managed, and where.
 RECORD_OUTPUTS = (
@@ -335,71 +320,6 @@ def _without_config(cluster: Cluster) -> bool:
         return False
 
 
-def _until_readable(session: Session, path: str, timeout: float = 10) -> None:
-    """Wait until `path` reads back where the provider will read it: a standby serving reads
-    applies a write made through the active node a moment later."""
-    deadline = time.monotonic() + timeout
-    while session.ask(path) is None:
-        if time.monotonic() > deadline:
-            raise ValueError(f"{path} written, but not readable after {timeout:.0f} s")
-        time.sleep(0.1)
-
-
-def complete_configs(
-    clusters: tuple[Cluster, ...], provider: ProviderContext
-) -> dict[str, Imports]:
-    """Write the JWT config of each of the stack's own mounts an interrupted `up` left without
-    one (the JWKS did not answer, or the server went away mid-run), so the engine can take the
-    mounts back by import; the import ids per cluster. Called once every other check passed.
-
-    Such a mount accepts no login, and the provider reads it as deleted: after a refresh the
-    engine would create it again and fail on the path in use. Completed with the settings'
-    values, the engine imports it and carries on, whatever its state holds (the accessor
-    stays). A preview only says what the `up` will do. Raises PreflightError when a config
-    cannot be written.
-    """
-    imports: dict[str, Imports] = {}
-    problems: list[str] = []
-    for cluster in clusters:
-        settings = cluster.settings
-        auth_path = settings.auth_path
-        where = f" in namespace {settings.namespace!r}" if settings.namespace else ""
-        found = (
-            f"{cluster.setting('authPath')}: auth mount {auth_path!r}{where} has no JWT"
-            " config: an earlier `up` stopped before writing it (JWKS unreachable, or the"
-            " server lost mid-run)"
-        )
-        if pulumi.runtime.is_dry_run():
-            pulumi.log.warn(f"{found}; `pulumi up` writes it from the settings and keeps the mount")
-            continue
-        if not provider.token:
-            problems.append(
-                f"{found}; to write it, give the program the token: vault:token or VAULT_TOKEN"
-            )
-            continue
-        config = {
-            "jwks_url": settings.jwks_url,
-            "jwt_supported_algs": JWT_SUPPORTED_ALGS,
-            "default_role": settings.role_name,
-            **({"jwks_ca_pem": settings.jwks_ca_pem} if settings.jwks_ca_pem else {}),
-        }
-        session, path = inside(provider.session, settings.namespace), f"auth/{auth_path}/config"
-        try:
-            session.ask(path, config)
-            _until_readable(session, path)
-        except (VaultUnreachable, ValueError) as error:
-            problems.append(f"{found}, and writing it now failed: {error}")
-            continue
-        pulumi.log.info(f"{found}; written from the settings, and the mount taken back")
-        imports[cluster.name] = Imports(auth=auth_path)
-    if problems:
-        written = ", ".join(repr(c.settings.auth_path) for c in clusters if c.name in imports)
-        done = f" (the JWT config of {written} was written)" if written else ", nothing was changed"
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        raise PreflightError(f"refusing to apply this stack{done}:\n{lines}")
-    return imports
-
-
 def _recorded_mount(record: Mapping[str, Any], cluster: Cluster) -> bool:
     """Whether the trusted record says this stack manages the cluster's auth mount already."""
     return (
@@ -480,50 +400,6 @@ def _probe(stack: StackSettings, provider: ProviderContext) -> tuple[VaultServer
     return server, [f"{PROJECT}:{RISKS_KEY}: {problem}"] if problem else []
 
 
-def _token_problems(stack: StackSettings, provider: ProviderContext) -> list[str]:
-    """Whether the server accepts the stack's token, and lets it do what this run needs on
-    every path (capabilities.py): asked before anything is written, so a token that expired,
-    was revoked or lacks one capability changes nothing. A token the program cannot see (the
-    provider's token helper, say) is left to the provider to report."""
-    if not provider.token:
-        return []
-    setting, address = provider.token_setting, provider.address
-    try:
-        token_home = token_namespace(provider.session)
-    except VaultUnreachable as error:
-        return [f"{provider.address_setting}: cannot reach {address}: {error}"]
-    except Refused as error:
-        if error.status in (400, 403):
-            return [
-                f"{setting}: the Vault server at {address} refuses this token ({error}): it has"
-                " expired, been revoked, or belongs to another server; issue a new one"
-            ]
-        return [f"{provider.address_setting}: {address} answered the token's lookup with {error}"]
-    # The provider uses the token in its own namespace, then works in the provider's.
-    own = provider.namespace.strip("/")
-    if token_home and own != token_home and not own.startswith(f"{token_home}/"):
-        pulumi.log.warn(
-            f"the token lives in namespace {token_home!r}, outside the provider's ({own!r}):"
-            " what it may do is left to the provider to report"
-        )
-        return []
-    prefix = own[len(token_home) :] if token_home else own
-    required = required_capabilities(stack, provider.child_token, prefix)
-    if pulumi.runtime.is_dry_run():
-        required = for_preview(required)
-    try:
-        asked = replace(provider.session, namespace=token_home)
-        granted = capabilities(asked, sorted(required))
-    except (VaultUnreachable, ValueError) as error:
-        pulumi.log.warn(
-            f"cannot ask what the token may do (sys/capabilities-self: {error}); a missing"
-            " capability will be reported by the provider, maybe after some writes. Grant"
-            " `update` on sys/capabilities-self (deployer-policy.hcl)"
-        )
-        return []
-    return missing_problems(setting, missing_capabilities(required, granted))
-
-
 @dataclass(frozen=True)
 class LiveServer:
     """What the checks learnt: the stack's new `vault_server` record, and its last outputs."""
@@ -550,7 +426,7 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveSe
     server, server_problems = _probe(stack, provider)
     problems += server_problems
     if server:
-        problems += _token_problems(stack, provider)
+        problems += token_problems(stack, provider)
     if server is None or any(p.startswith(provider.token_setting) for p in problems):
         _refuse(problems)  # every later check would ask the server with that token
     here = vault_server_record(server, provider) if server else None

@@ -24,8 +24,9 @@ import pulumi_vault as vault
 from .adoption import Adoption
 from .config import Cluster, StackSettings
 from .config.report import raise_if_any
+from .mount_repair import complete_configs
 from .ownership import namespace_metadata, stack_owner
-from .preflight import check_live_server, complete_configs, recorded_clusters, recorded_value
+from .preflight import check_live_server, recorded_clusters, recorded_value
 from .resource_types import CLUSTER_COMPONENT, FormerNames
 from .vault_setup import Imports, NomadVaultSetup, NomadVaultSetupArgs
 

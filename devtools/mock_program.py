@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from components import preflight
+from components import preflight, token_access
 from components.server_kind import VaultServer
 from devtools.project_copy import PROJECT_DIR
 
@@ -203,9 +203,9 @@ class ProgramRunner:
 
         self.setattr(preflight, "probe_server", probe)
         # The token is accepted and may do anything (a root token's answer).
-        self.setattr(preflight, "token_namespace", lambda session: "")
+        self.setattr(token_access, "token_namespace", lambda session: "")
         self.setattr(
-            preflight, "capabilities", lambda session, paths: {path: ["root"] for path in paths}
+            token_access, "capabilities", lambda session, paths: {path: ["root"] for path in paths}
         )
 
         @pulumi.runtime.test

@@ -9,6 +9,7 @@ exactly as it would verify a token Nomad signed.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +18,8 @@ import jwt
 from hvac.exceptions import Forbidden, InvalidRequest, VaultError
 
 from devtools.issuer import Issuer
+
+READ_BACK_TIMEOUT = 10.0
 
 
 def login(
@@ -40,7 +43,14 @@ def login_error(
 
 
 def write_secret(client: hvac.Client, kv_mount: str, path: str, data: dict[str, Any]) -> None:
+    """Write, then wait until the node the client talks to reads it back: a Raft standby
+    serves reads itself and applies a write forwarded to the active node a moment later."""
     client.write_data(f"{kv_mount}/data/{path}", data={"data": data})
+    deadline = time.monotonic() + READ_BACK_TIMEOUT
+    while client.read(f"{kv_mount}/data/{path}") is None:
+        if time.monotonic() > deadline:
+            raise LookupError(f"{kv_mount}/data/{path} written but not readable back")
+        time.sleep(0.05)
 
 
 def read_secret(client: hvac.Client, kv_mount: str, path: str) -> dict[str, Any]:
