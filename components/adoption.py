@@ -20,12 +20,12 @@ and the namespace itself is imported by the next `up`, without the variable.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Cluster, StackSettings
-from .config.fields import hcl_parser
+from .config.fields import hcl_parser, policy_name
 from .durations import format_duration
 from .ownership import CREATED_BY, STACK_KEY
 from .policy import alias_metadata, render_workload_policy
@@ -39,8 +39,6 @@ from .vault_setup import (
 
 # The provider's environment variable for importing objects inside a namespace.
 NAMESPACE_IMPORT_VARIABLE = "TERRAFORM_VAULT_NAMESPACE_IMPORT"
-# Vault's own policies: never a `policyName`.
-BUILT_IN_POLICIES = ("default", "root")
 # The tag `nomad setup vault` puts on the namespace it creates.
 NOMAD_SETUP_TAG = "nomad-setup"
 
@@ -158,6 +156,15 @@ def _entry(name: str, live: Any, wanted: Any, key: str | None, fix: str = "") ->
     return f"{name} is {live!r} in Vault, the settings give {wanted!r}; {how}"
 
 
+def _accepted(setting: Callable[[str], str], value: str) -> bool:
+    """Whether the setting's own validator takes the live value (else it is no suggestion)."""
+    try:
+        setting(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _listed(value: Any) -> list[str]:
     """A list field as Vault may answer it: a list, one comma-separated string, or nothing."""
     if value is None or value == "":
@@ -262,7 +269,7 @@ def _role_differences(cluster: Cluster, role: Mapping[str, Any]) -> list[tuple[s
         )
     policies = _listed(role.get("token_policies"))
     if policies != [settings.policy_name]:
-        fix = policies[0] if len(policies) == 1 and policies[0] not in BUILT_IN_POLICIES else ""
+        fix = policies[0] if len(policies) == 1 and _accepted(policy_name, policies[0]) else ""
         found.append(
             (
                 "policyName",

@@ -185,53 +185,60 @@ def _check_namespaces(
     found = _Namespaces()
     if not wanted:
         return found
-    owner = provider.owner
+    tags, found.problems = _namespace_tags(stack, provider, wanted)
+    for path, clusters in wanted.items():
+        if path not in tags:
+            continue  # no such namespace (or unreadable, reported)
+        metadata = tags[path]
+        found.existing.add(path)
+        if is_nomad_setups(metadata) and any(c.settings.adopt for c in clusters):
+            found.adoptable.add(path)
+            continue
+        setting = clusters[0].setting("namespace")
+        managed = any(recorded_value(record, "namespace", c.name) == path for c in clusters)
+        problem = foreign_namespace_problem(path, setting, metadata, provider.owner, managed)
+        if problem:
+            found.problems.append(problem)
+        elif provider.namespace_import:
+            found.problems.append(
+                f"{setting}: namespace {path!r} is already this stack's: nothing in it is"
+                f" adopted with {NAMESPACE_IMPORT_VARIABLE}; unset it"
+            )
+        else:
+            found.ours.add(path)
+    return found
+
+
+def _namespace_tags(
+    stack: StackSettings, provider: ProviderContext, wanted: Mapping[str, list[Cluster]]
+) -> tuple[dict[str, Mapping[str, str] | None], list[str]]:
+    """The custom metadata of each wanted namespace that exists, and why one could not be read.
+
+    Through the provider, except in the first step of an adoption: then every provider read
+    without a namespace of its own goes into the variable's namespace, so the namespaces' own
+    tags are read directly (vault_http.py).
+    """
+    tags: dict[str, Mapping[str, str] | None] = {}
+    problems: list[str] = []
     if provider.namespace_import:
-        # The first step of an adoption: every provider read without a namespace of its own
-        # goes into the variable's namespace, so the namespaces' own tags are read directly.
         for path, clusters in wanted.items():
             try:
                 metadata = namespace_metadata(provider.session, path)
             except (VaultUnreachable, ValueError) as error:
                 why = f"cannot read namespace {path!r} to check who owns it: {error}"
-                found.problems.append(f"{clusters[0].setting('namespace')}: {why}")
+                problems.append(f"{clusters[0].setting('namespace')}: {why}")
                 continue
-            if metadata is None:
-                continue
-            found.existing.add(path)
-            if is_nomad_setups(metadata) and any(c.settings.adopt for c in clusters):
-                found.adoptable.add(path)
-            else:
-                setting = clusters[0].setting("namespace")
-                found.problems.append(
-                    foreign_namespace_problem(path, setting, metadata, owner, False)
-                    or f"{setting}: namespace {path!r} is already this stack's: nothing in it"
-                    f" is adopted with {NAMESPACE_IMPORT_VARIABLE}; unset it"
-                )
-        return found
+            if metadata is not None:
+                tags[path] = metadata
+        return tags, problems
     try:
         listed = {path.strip("/") for path in vault.get_namespaces().paths or []}
     except Exception as error:  # a failed invoke
-        found.problems.append(
-            f"{stack.clusters[0].setting('namespace')}: {_why('list', '', error)}"
-        )
-        return found
-    for path, clusters in wanted.items():
-        if path not in listed:
-            continue
-        found.existing.add(path)
-        managed = any(recorded_value(record, "namespace", c.name) == path for c in clusters)
-        metadata = vault.get_namespace(path=path).custom_metadata
-        if is_nomad_setups(metadata) and any(c.settings.adopt for c in clusters):
-            found.adoptable.add(path)
-            continue
-        setting = clusters[0].setting("namespace")
-        problem = foreign_namespace_problem(path, setting, metadata, owner, managed)
-        if problem:
-            found.problems.append(problem)
-        else:
-            found.ours.add(path)
-    return found
+        return {}, [f"{stack.clusters[0].setting('namespace')}: {_why('list', '', error)}"]
+    for path in wanted:
+        if path in listed:
+            tags[path] = vault.get_namespace(path=path).custom_metadata
+    return tags, problems
 
 
 def _policy_problems(

@@ -14,7 +14,6 @@ TLS settings, never follow a redirect, and send the token only to the stack's ow
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import ssl
 import urllib.error
@@ -22,6 +21,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from .config.fields import is_loopback
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,7 @@ def get(
 
 
 def _loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(urllib.parse.urlsplit(url).hostname or "")
 
 
 @dataclass(frozen=True)

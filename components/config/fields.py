@@ -243,7 +243,8 @@ def ssh_host(value: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether `host` (as ssh_host normalised it) names the machine that runs Pulumi."""
+    """Whether `host` (as ssh_host normalised it, or a URL's host) names the machine that
+    runs Pulumi."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
