@@ -77,7 +77,7 @@ TO ?= staging
 promote: $(VENV)/.installed
 	$(PY) -m devtools.promote --from '$(FROM)' --to '$(TO)' $(ARGS)
 
-## docs: regenerate README.md's inputs and outputs tables from Pulumi.yaml and components/outputs.py
+## docs: regenerate README.md's inputs and outputs tables from Pulumi.yaml and nomad_vault_setup/outputs.py
 .PHONY: docs
 docs: $(VENV)/.installed
 	$(PY) -m devtools.readme_tables --write

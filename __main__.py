@@ -6,7 +6,7 @@ registered; then one component per Nomad cluster is built and the outputs export
 
 import pulumi
 
-from components import deploy, load_stack
+from nomad_vault_setup import deploy, load_stack
 
 for output_name, value in deploy(load_stack()).items():
     pulumi.export(output_name, value)

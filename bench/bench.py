@@ -41,10 +41,10 @@ from pulumi import automation as auto
 
 from bench import audit, raw
 from bench.audit import Requests
-from components.resource_types import PROJECT
 from devtools import openbao, raft, workspace
 from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import stop
+from nomad_vault_setup.resource_types import PROJECT
 
 STACK = "bench"
 PASSPHRASE = "nomad-vault-setup-bench"

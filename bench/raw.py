@@ -16,9 +16,9 @@ from typing import Any
 
 import requests
 
-from components.ownership import marked, mount_description
-from components.policy import render_workload_policy
-from components.vault_setup import CLAIM_MAPPINGS, JWT_SUPPORTED_ALGS, USER_CLAIMS
+from nomad_vault_setup.ownership import marked, mount_description
+from nomad_vault_setup.policy import render_workload_policy
+from nomad_vault_setup.vault_setup import CLAIM_MAPPINGS, JWT_SUPPORTED_ALGS, USER_CLAIMS
 
 AUTH_PATH = "jwt-nomad"
 ROLE_NAME = "nomad-workloads"

@@ -2,5 +2,5 @@
 
 Shared by the ``make`` targets and the test suite so both exercise the same
 OpenBao dev server and Nomad-like identity issuer.  Never imported by
-``components/``: the Pulumi program must not depend on test scaffolding.
+``nomad_vault_setup/``: the Pulumi program must not depend on test scaffolding.
 """

@@ -14,9 +14,9 @@ from typing import Any
 
 import pulumi
 
-from components import preflight, token_access
-from components.server_kind import VaultServer
 from devtools.project_copy import PROJECT_DIR
+from nomad_vault_setup import preflight, token_access
+from nomad_vault_setup.server_kind import VaultServer
 
 MAIN = PROJECT_DIR / "__main__.py"
 MOCK_ACCESSOR = "auth_jwt_0a1b2c3d"

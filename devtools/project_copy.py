@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
+PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "nomad_vault_setup")
 
 
 def copy_project(dest: Path) -> Path:

@@ -33,8 +33,9 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-from components.provider_guard import shell_override_problems, token_binding_problem
-from components.resource_types import (
+from devtools import dev_stack, openbao, workspace
+from nomad_vault_setup.provider_guard import shell_override_problems, token_binding_problem
+from nomad_vault_setup.resource_types import (
     AUTH_BACKEND,
     LOCAL_FILE,
     MOUNT,
@@ -43,7 +44,6 @@ from components.resource_types import (
     REMOTE_FILE,
     ROLE,
 )
-from devtools import dev_stack, openbao, workspace
 
 _AGENT_FILE = (
     "a Nomad agent's vault block file: the command removes it and reloads the agent, whose "

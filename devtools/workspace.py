@@ -31,8 +31,8 @@ from typing import Any, Protocol
 import yaml
 from pulumi import automation as auto
 
-from components.resource_types import PROJECT
 from devtools.project_copy import copy_project
+from nomad_vault_setup.resource_types import PROJECT
 
 CONFIG_PREFIX = f"{PROJECT}:"
 

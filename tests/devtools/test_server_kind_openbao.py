@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from components.server_kind import ServerProbeError, job_id_risks, probe_server
 from devtools import openbao
 from devtools.proc import free_port, spawn, stop
+from nomad_vault_setup.server_kind import ServerProbeError, job_id_risks, probe_server
 
 
 @pytest.fixture(scope="module")

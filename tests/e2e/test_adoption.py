@@ -13,9 +13,9 @@ import hvac
 import pytest
 from pulumi import automation as auto
 
-from components.adoption import NAMESPACE_IMPORT_VARIABLE
-from components.ownership import marker_line, namespace_metadata
 from devtools import nomad_setup
+from nomad_vault_setup.adoption import NAMESPACE_IMPORT_VARIABLE
+from nomad_vault_setup.ownership import marker_line, namespace_metadata
 from tests.e2e.harness import STACK, Scenario, changes
 from tests.e2e.vault_checks import denied, login, read_secret, write_secret
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from components.agent_files import BACKUP_SUFFIX, PENDING_SUFFIX, marker_line
 from devtools.proc import stop
+from nomad_vault_setup.agent_files import BACKUP_SUFFIX, PENDING_SUFFIX, marker_line
 from tests.e2e import sshd
 from tests.e2e.harness import STACK, Scenario, changes
 from tests.hcl import parse_hcl

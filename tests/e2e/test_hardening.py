@@ -7,7 +7,7 @@ One audited server for the module: its raw audit log shows which tokens it was s
 import pytest
 from pulumi import automation as auto
 
-from components.ownership import marker_line
+from nomad_vault_setup.ownership import marker_line
 from tests.e2e.harness import STACK, Scenario, changes
 from tests.e2e.vault_checks import login, refused
 

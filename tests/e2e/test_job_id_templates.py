@@ -16,7 +16,7 @@ import requests
 from hvac.exceptions import InternalServerError
 from pulumi import automation as auto
 
-from components.server_kind import job_id_risks, probe_server
+from nomad_vault_setup.server_kind import job_id_risks, probe_server
 from tests.e2e.harness import Scenario
 from tests.e2e.vault_checks import login, read_secret, refused, write_secret
 

@@ -15,8 +15,8 @@ import hvac
 import pytest
 from pulumi import automation as auto
 
-from components.resource_types import AGENT_CONFIG_COMPONENT
 from devtools.project_copy import PROGRAM_FILES
+from nomad_vault_setup.resource_types import AGENT_CONFIG_COMPONENT
 from tests.e2e.harness import PROJECT_DIR, Scenario, changes
 
 # The last commit of the previous layout (namespace inside the single-cluster component,

@@ -17,10 +17,10 @@ import hvac
 import pytest
 from pulumi import automation as auto
 
-from components.resource_types import AUTH_BACKEND
 from devtools import workspace
 from devtools.proc import stop
 from devtools.promote import Promotion, PromotionRefused
+from nomad_vault_setup.resource_types import AUTH_BACKEND
 from tests.e2e.harness import PASSPHRASE, PROJECT_DIR, Scenario, changes, start_openbao
 
 DEV_TOKEN, STAGING_TOKEN = "dev-root-5d1e8a", "staging-root-b73f20"

@@ -11,14 +11,14 @@ from dataclasses import replace
 
 import pytest
 
-from components import ConfigError
-from components.adoption import LiveInstall, acl_rules, install_differences
-from components.adoption import namespace_import_problems as import_problems
-from components.config import StackSettings, parse_settings
-from components.ownership import marked, marker_line
-from components.policy import render_workload_policy
-from components.preflight import PreflightError
 from devtools import mock_program, nomad_setup
+from nomad_vault_setup import ConfigError
+from nomad_vault_setup.adoption import LiveInstall, acl_rules, install_differences
+from nomad_vault_setup.adoption import namespace_import_problems as import_problems
+from nomad_vault_setup.config import StackSettings, parse_settings
+from nomad_vault_setup.ownership import marked, marker_line
+from nomad_vault_setup.policy import render_workload_policy
+from nomad_vault_setup.preflight import PreflightError
 from tests.unit.conftest import MOCK_ACCESSOR
 
 ADDRESS = {"nomadVaultAddress": "http://127.0.0.1:8200"}
@@ -282,7 +282,7 @@ def test_adopt_with_nothing_to_adopt_is_refused(run_program) -> None:
 @pytest.fixture
 def adopting(run_program, monkeypatch: pytest.MonkeyPatch):
     """The runner, reading INSTALL as the live install; `import_ids` maps name -> import id."""
-    monkeypatch.setattr("components.preflight._live_install", lambda _cluster: INSTALL)
+    monkeypatch.setattr("nomad_vault_setup.preflight._live_install", lambda _cluster: INSTALL)
     import_ids: dict[str, str] = {}
     register = mock_program.RecordingMonitor.RegisterResource
 
@@ -320,7 +320,7 @@ def test_a_namespace_is_adopted_after_its_contents(adopting, monkeypatch) -> Non
         read.append((path, session.namespace))
         return tagged.get(path)
 
-    monkeypatch.setattr("components.preflight.namespace_metadata", live_tag)
+    monkeypatch.setattr("nomad_vault_setup.preflight.namespace_metadata", live_tag)
     run = adopting(AS_NOMAD_SETUP | {"namespace": NS}, existing_namespaces=tagged)
     assert read == [(NS, "")]
     assert run.of_type("vault:index/namespace:Namespace") == []

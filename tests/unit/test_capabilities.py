@@ -3,15 +3,15 @@ exactly, for the stack's own names, and each missing capability named with its p
 
 import json
 
-from components.adoption import acl_rules
-from components.capabilities import (
+from devtools.project_copy import PROJECT_DIR
+from nomad_vault_setup.adoption import acl_rules
+from nomad_vault_setup.capabilities import (
     for_preview,
     missing_capabilities,
     missing_problems,
     required_capabilities,
 )
-from components.config import parse_settings
-from devtools.project_copy import PROJECT_DIR
+from nomad_vault_setup.config import parse_settings
 
 ADDRESS = {"nomadVaultAddress": "http://127.0.0.1:8200"}
 

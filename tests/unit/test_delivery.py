@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from pulumi_command import local, remote
 
-from components.agent_files import (
+from nomad_vault_setup.agent_files import (
     BACKUP_SUFFIX,
     PENDING_SUFFIX,
     DeliveredFile,
@@ -32,10 +32,10 @@ from components.agent_files import (
     script,
     write_lines,
 )
-from components.config import ClusterSettings as Settings
-from components.config.schema import DEFAULT_RELOAD_COMMAND
-from components.resource_types import AGENT_CONFIG_COMPONENT
-from components.resource_types import CLUSTER_COMPONENT as COMPONENT_TYPE
+from nomad_vault_setup.config import ClusterSettings as Settings
+from nomad_vault_setup.config.schema import DEFAULT_RELOAD_COMMAND
+from nomad_vault_setup.resource_types import AGENT_CONFIG_COMPONENT
+from nomad_vault_setup.resource_types import CLUSTER_COMPONENT as COMPONENT_TYPE
 from tests.hcl import parse_hcl
 from tests.unit.conftest import resolve
 
@@ -736,8 +736,8 @@ def test_local_file_problems_default_to_this_programs_stack(
 # timeout stops a hang and a memory limit an endless read, so such a bug fails the test.
 _CHILD = """
 import json, resource, sys
-from components.agent_files import local_file_problems
-from components.config import ClusterSettings as Settings
+from nomad_vault_setup.agent_files import local_file_problems
+from nomad_vault_setup.config import ClusterSettings as Settings
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 settings = Settings.model_validate(json.loads(sys.argv[1]))
 print(json.dumps(local_file_problems(settings, sys.argv[2])))

@@ -8,7 +8,7 @@ ends up in Nomad's config (e.g. through the settings validators).
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from components.nomad_config import hcl1_problem, render_client_config, render_server_config
+from nomad_vault_setup.nomad_config import hcl1_problem, render_client_config, render_server_config
 from tests.hcl import HCLError, parse_hcl_many
 
 # Pieces that mean something to HCL1, HCL2, JSON or a terminal, and characters that need

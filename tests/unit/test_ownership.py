@@ -2,16 +2,16 @@
 
 import pytest
 
-from components.ownership import (
+from nomad_vault_setup.ownership import (
     foreign_namespace_problem,
     foreign_policy_problem,
     marked,
     marker_line,
     namespace_metadata,
 )
-from components.policy import render_workload_policy
-from components.preflight import PreflightError
-from components.server_kind import VaultServer
+from nomad_vault_setup.policy import render_workload_policy
+from nomad_vault_setup.preflight import PreflightError
+from nomad_vault_setup.server_kind import VaultServer
 from tests.unit.conftest import MOCK_ACCESSOR, ON_OPENBAO
 
 NAMESPACE = "vault:index/namespace:Namespace"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from components import ConfigError
-from components.resource_types import CLUSTER_COMPONENT as COMPONENT_TYPE
+from nomad_vault_setup import ConfigError
+from nomad_vault_setup.resource_types import CLUSTER_COMPONENT as COMPONENT_TYPE
 from tests.hcl import parse_hcl
 from tests.keys import CERTIFICATE_PEM
 from tests.unit.conftest import MOCK_ACCESSOR, ON_OPENBAO

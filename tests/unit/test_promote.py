@@ -8,17 +8,6 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from components.resource_types import (
-    AUTH_BACKEND,
-    CLUSTER_COMPONENT,
-    LOCAL_FILE,
-    MOUNT,
-    NAMESPACE,
-    POLICY,
-    PROJECT,
-    REMOTE_FILE,
-    ROLE,
-)
 from devtools import promote
 from devtools.promote import (
     Promotion,
@@ -32,6 +21,17 @@ from devtools.promote import (
     protected_refusals,
     risky_steps,
     source_problems,
+)
+from nomad_vault_setup.resource_types import (
+    AUTH_BACKEND,
+    CLUSTER_COMPONENT,
+    LOCAL_FILE,
+    MOUNT,
+    NAMESPACE,
+    POLICY,
+    PROJECT,
+    REMOTE_FILE,
+    ROLE,
 )
 
 STACK = f"urn:pulumi:staging::{PROJECT}::"

@@ -1,7 +1,7 @@
 """The README's generated tables, its links, and ARCHITECTURE.md's map stay true to the project.
 
 The inputs and outputs tables are generated (devtools/readme_tables.py, `make docs`) from
-Pulumi.yaml and components/outputs.py; a change to either must reach the README. Every
+Pulumi.yaml and nomad_vault_setup/outputs.py; a change to either must reach the README. Every
 relative link in the README, docs/ and ARCHITECTURE.md must land on a file and, with an anchor,
 on a heading of that file. No Pulumi engine and no server: plain file reads.
 """
@@ -28,7 +28,7 @@ ARCHITECTURE = ROOT / "ARCHITECTURE.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 LINKED_FILES = [README, ARCHITECTURE, *DOCS]
 # The folders whose every file ARCHITECTURE.md's map names.
-MAPPED = {"components": "*.py", "devtools": "*.py", "bench": "*.py", "docs": "*.md"}
+MAPPED = {"nomad_vault_setup": "*.py", "devtools": "*.py", "bench": "*.py", "docs": "*.md"}
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^\s*(```|~~~)")

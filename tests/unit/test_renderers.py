@@ -2,10 +2,10 @@
 
 import pytest
 
-from components.durations import format_duration, parse_duration
-from components.nomad_config import hcl1_problem, render_client_config, render_server_config
-from components.policy import render_workload_policy
-from components.vault_setup import UNIQUE_ID_CLAIM
+from nomad_vault_setup.durations import format_duration, parse_duration
+from nomad_vault_setup.nomad_config import hcl1_problem, render_client_config, render_server_config
+from nomad_vault_setup.policy import render_workload_policy
+from nomad_vault_setup.vault_setup import UNIQUE_ID_CLAIM
 from tests.hcl import HCLError, parse_hcl, parse_hcl_many, vault_block
 
 ALIAS = "identity.entity.aliases.auth_jwt_abc123.metadata"

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from components.server_kind import (
+from devtools.proc import free_port
+from nomad_vault_setup.server_kind import (
     CONFIG_KEY,
     ServerProbeError,
     VaultServer,
@@ -27,8 +28,7 @@ from components.server_kind import (
     probe_server,
     server_from_health,
 )
-from components.vault_http import Tls
-from devtools.proc import free_port
+from nomad_vault_setup.vault_http import Tls
 from tests.keys import self_signed
 
 BOTH, SLASH, NONE = {"glob", "slash"}, {"slash"}, set()

@@ -7,14 +7,14 @@ import pulumi
 import pytest
 import yaml
 
-from components.config import (
+from nomad_vault_setup.config import (
     ClusterSettings,
     ConfigError,
     config_keys,
     load_stack,
     parse_settings,
 )
-from components.provider_guard import token_binding_problem
+from nomad_vault_setup.provider_guard import token_binding_problem
 from tests.keys import CERTIFICATE_PEM, SSH_PRIVATE_KEY, SSH_PUBLIC_KEY
 from tests.unit.conftest import PROJECT_DIR
 

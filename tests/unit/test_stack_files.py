@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from components.config import PROJECT, parse_settings
-from components.provider_guard import token_binding_problem
+from nomad_vault_setup.config import PROJECT, parse_settings
+from nomad_vault_setup.provider_guard import token_binding_problem
 from tests.unit.conftest import PROJECT_DIR
 
 

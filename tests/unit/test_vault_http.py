@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from components.vault_http import (
+from nomad_vault_setup.vault_http import (
     Refused,
     Session,
     VaultUnreachable,

@@ -250,7 +250,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
         )
 
     def outputs(self) -> dict[str, pulumi.Output]:
-        """The cluster's stack outputs, by their exported names (components/outputs.py)."""
+        """The cluster's stack outputs, by their exported names (nomad_vault_setup/outputs.py)."""
         values = {
             "nomad_server_config": self.nomad_server_config,
             "nomad_client_config": self.nomad_client_config,
@@ -263,5 +263,5 @@ class NomadVaultSetup(pulumi.ComponentResource):
             "kv_mount": self.kv_mount,
             "vault_policies": self.vault_policies,
         }
-        assert set(values) == set(OUTPUTS) - STACK_WIDE, "components/outputs.py lists them all"
+        assert set(values) == set(OUTPUTS) - STACK_WIDE, "outputs.py lists them all"
         return values

@@ -1,7 +1,7 @@
 """nomad-vault-setup: Vault/OpenBao JWT auth for Nomad workload identities, as Pulumi resources.
 
 The public surface: load and validate the stack's settings, build the component(s). The
-delivery component (`components.agent_config.AgentConfig`) is imported where it is used: only
+delivery component (`nomad_vault_setup.agent_config.AgentConfig`) is imported where it is used: only
 a stack that delivers files loads pulumi-command.
 """
 
