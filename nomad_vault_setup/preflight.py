@@ -34,7 +34,8 @@ from .adoption import (
     namespace_import_problems,
 )
 from .agent_files import local_file_problems
-from .config import PROJECT, RISKS_KEY, Cluster, ProviderContext, StackSettings
+from .config import RISKS_KEY, Cluster, ProviderContext, StackSettings
+from .config.report import STACK_CONFIG, naming, setting
 from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign_policy_problem
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
@@ -403,8 +404,10 @@ def _probe(stack: StackSettings, provider: ProviderContext) -> tuple[VaultServer
         server = probe_server(provider.address, provider.tls)
     except ServerProbeError as error:
         return None, [f"{provider.address_setting}: {error}"]
-    problem = job_id_risk_problem(server, stack.accepted_job_id_risks)
-    return server, [f"{PROJECT}:{RISKS_KEY}: {problem}"] if problem else []
+    shown = setting(RISKS_KEY)
+    accept_in = None if naming() == STACK_CONFIG else shown
+    problem = job_id_risk_problem(server, stack.accepted_job_id_risks, accept_in)
+    return server, [f"{shown}: {problem}"] if problem else []
 
 
 @dataclass(frozen=True)
@@ -418,12 +421,16 @@ class LiveServer:
     unconfigured: tuple[Cluster, ...] = ()
 
 
-def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveServer:
+def check_live_server(
+    stack: StackSettings, provider: ProviderContext, previous: dict[str, Any] | None = None
+) -> LiveServer:
     """Raise PreflightError naming every reason this stack must not be applied to the server
     (and to this machine: agent config files it would overwrite); else return what was learnt.
 
     The last update's record of what it managed counts only when it was made on this very
     cluster and provider namespace: a stack pointed at another server claims nothing there.
+    `previous` is that record when the caller has it ({} for a component in another program,
+    which has none: the ownership marks on the objects alone say what is its own).
     """
     problems = [
         problem
@@ -437,8 +444,8 @@ def check_live_server(stack: StackSettings, provider: ProviderContext) -> LiveSe
     if server is None or any(p.startswith(provider.token_setting) for p in problems):
         _refuse(problems)  # every later check would ask the server with that token
     here = vault_server_record(server, provider) if server else None
-    previous = previous_outputs(provider)
-    trusted = here is not None and bool(here["cluster_id"]) and previous["vault_server"] == here
+    previous = previous_outputs(provider) if previous is None else previous
+    trusted = here is not None and bool(here["cluster_id"]) and previous.get("vault_server") == here
     record = previous if trusted else {}
     namespaces = _check_namespaces(stack, provider, record)
     adoption, adoption_problems = _adoption(stack, provider, record, namespaces)

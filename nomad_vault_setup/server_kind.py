@@ -216,9 +216,12 @@ def _fix(server: VaultServer, risk: str) -> str:
     )
 
 
-def job_id_risk_problem(server: VaultServer, accepted: Collection[str]) -> str | None:
+def job_id_risk_problem(
+    server: VaultServer, accepted: Collection[str], accept_in: str | None = None
+) -> str | None:
     """None when the stack accepts every job-ID risk of `server`; else why it must not be
-    trusted silently, to be read after the config key (`<CONFIG_KEY>: <this>`)."""
+    trusted silently, to be read after the config key (`<CONFIG_KEY>: <this>`). `accept_in`
+    names the setting that accepts risks when it is not stack config (a component's input)."""
     risks = job_id_risks(server)
     open_risks = [name for name in risks if name not in accepted]
     if not open_risks:
@@ -229,13 +232,17 @@ def job_id_risk_problem(server: VaultServer, accepted: Collection[str]) -> str |
     ]
     for name in open_risks:
         lines.append(f"  - {name}: {risks[name]}. To fix it: {_fix(server, name)}.")
-    commands = " && ".join(
-        f"pulumi config set --path '{CONFIG_KEY}[{index}]' {name}"
-        for index, name in enumerate(open_risks, start=len(accepted))
+    how = (
+        f"add {_names(open_risks)} to {accept_in}"
+        if accept_in
+        else " && ".join(
+            f"pulumi config set --path '{CONFIG_KEY}[{index}]' {name}"
+            for index, name in enumerate(open_risks, start=len(accepted))
+        )
     )
     lines.append(
         "To accept the risk instead (only when no one can submit a Nomad job with such an ID): "
-        + commands
+        + how
     )
     return "\n".join(lines)
 

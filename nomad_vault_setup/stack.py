@@ -25,10 +25,9 @@ from .adoption import Adoption
 from .config import Cluster, StackSettings
 from .config.report import raise_if_any
 from .mount_repair import complete_configs
-from .ownership import namespace_metadata, stack_owner
 from .preflight import check_live_server, recorded_clusters, recorded_value
 from .resource_types import CLUSTER_COMPONENT, FormerNames
-from .vault_setup import Imports, NomadVaultSetup, NomadVaultSetupArgs
+from .vault_setup import ClusterPlan, Imports, NomadVaultSetup, owned_namespace
 
 # The component name of a stack without `clusters`.
 SINGLE = "nomad"
@@ -171,15 +170,12 @@ def _namespaces(
             continue
         protect = any(c.settings.protect for c in stack.clusters if c.settings.namespace == path)
         former = [pulumi.Alias(name=f"{SINGLE}-namespace", parent=_single_urn())]
-        namespaces[path] = vault.Namespace(
+        namespaces[path] = owned_namespace(
             f"namespace-{path}",
-            path=path,
-            custom_metadata=namespace_metadata(stack_owner()),
-            opts=pulumi.ResourceOptions(
-                # Deleting a namespace deletes everything in it: `protect` guards it like the
-                # mount; it is addressed by path, so it is replaced delete-first.
-                delete_before_replace=True,
-                protect=protect,
+            path,
+            stack.provider.owner,
+            protect,
+            pulumi.ResourceOptions(
                 aliases=former if path == first else [],
                 import_=adoption.namespace_id(path),
             ),
@@ -197,22 +193,19 @@ def _cluster(
 ) -> dict[str, pulumi.Output]:
     """One cluster's component and its delivery; its outputs by name."""
     name = component_name(cluster)
-    args = NomadVaultSetupArgs(
+    plan = ClusterPlan(
         settings=cluster.settings,
+        owner=stack.provider.owner,
         nomad_vault_address=stack.nomad_vault_address(cluster),
         client_namespace=stack.client_namespace(cluster),
         # From the resource's output, so everything inside waits for the namespace on create
         # and is deleted before it.
         namespace=namespace,
         imports=imports,
+        former_names=_former_single_names(name) if takes_over_single else lambda _child: [],
     )
     former = [pulumi.Alias(name=SINGLE)] if takes_over_single else []
-    component = NomadVaultSetup(
-        name,
-        args,
-        _former_single_names(name) if takes_over_single else lambda _child: [],
-        pulumi.ResourceOptions(aliases=former),
-    )
+    component = NomadVaultSetup(name, {}, pulumi.ResourceOptions(aliases=former), plan=plan)
     settings = cluster.settings
     if settings.nomad_config_dir or settings.nomad_agents:
         # Only a stack that delivers files loads pulumi-command.

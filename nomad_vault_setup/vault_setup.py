@@ -7,16 +7,17 @@ and optionally the KV mount. The namespace they live in is made at stack level (
 clusters can share it; the component takes its path.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_vault as vault
 
 from .config import ClusterSettings, ExtraRole
 from .durations import format_duration
+from .inputs import NomadVaultSetupArgs
 from .nomad_config import render_client_config, render_server_config
 from .outputs import OUTPUTS, STACK_WIDE
-from .ownership import PROJECT, marked, mount_description, stack_owner
+from .ownership import PROJECT, marked, mount_description, namespace_metadata
 from .policy import render_workload_policy
 from .resource_types import CLUSTER_COMPONENT, FormerNames
 
@@ -50,50 +51,108 @@ NOTHING_IMPORTED = Imports()
 
 
 @dataclass(frozen=True)
-class NomadVaultSetupArgs:
-    """What one cluster's component builds, and nothing else.
+class ClusterPlan:
+    """What one cluster's component builds, once the settings and the live server are checked.
 
-    `nomad_vault_address` and `client_namespace` are what Nomad agents are told (the provider's
-    facts already applied); `namespace` is the path output of the Namespace the objects live in
-    (None: the provider's own namespace), so they wait for it and go before it; `imports`
-    names the existing objects this run adopts instead of creating them.
+    `owner` is who the ownership marks name (ownership.py); `nomad_vault_address` and
+    `client_namespace` are what Nomad agents are told (the provider's facts already applied);
+    `namespace` is the path output of the Namespace the objects live in (None: the provider's
+    own namespace), so they wait for it and go before it; `imports` names the existing objects
+    this run adopts instead of creating them; `former_names(child)` gives a child's aliases
+    where an earlier layout named it.
     """
 
     settings: ClusterSettings
+    owner: str
     nomad_vault_address: str
     client_namespace: str = ""
     namespace: pulumi.Input[str] | None = None
     imports: Imports = NOTHING_IMPORTED
+    former_names: FormerNames = lambda _name: []
+
+
+def owned_namespace(
+    resource_name: str,
+    path: str,
+    owner: str,
+    protect: bool,
+    opts: pulumi.ResourceOptions | None = None,
+) -> vault.Namespace:
+    """A namespace tagged as `owner`'s (ownership.py). Deleting a namespace deletes everything
+    in it: `protect` guards it like the mount; it is addressed by path, so it is replaced
+    delete-first."""
+    return vault.Namespace(
+        resource_name,
+        path=path,
+        custom_metadata=namespace_metadata(owner),
+        opts=pulumi.ResourceOptions.merge(
+            pulumi.ResourceOptions(delete_before_replace=True, protect=protect), opts
+        ),
+    )
 
 
 class NomadVaultSetup(pulumi.ComponentResource):
-    """KV mount?, JWT auth backend, workload policy and roles for one Nomad cluster."""
+    """One Nomad cluster's Vault side: JWT auth mount, workload policy, roles, Nomad config."""
 
-    auth_path: pulumi.Output[str]
-    auth_accessor: pulumi.Output[str]
-    role_name: pulumi.Output[str]
-    policy_name: pulumi.Output[str]
-    namespace_path: pulumi.Output[str]
-    policy_text: pulumi.Output[str]
-    kv_mount: pulumi.Output[str]
-    vault_policies: pulumi.Output[list[str]]
     nomad_server_config: pulumi.Output[str]
+    (
+        "HCL `vault { enabled, default_identity { aud, ttl, extra_claims? } }` for every Nomad "
+        "server (`extra_claims.unique_id` under `identityClaim: unique-id`)"
+    )
     nomad_client_config: pulumi.Output[str]
+    """HCL `vault { enabled, address, namespace?, jwt_auth_backend_path }` for every Nomad client"""
+    auth_path: pulumi.Output[str]
+    """the JWT auth mount's path"""
+    auth_accessor: pulumi.Output[str]
+    """the JWT auth mount's accessor (the workload policy is templated on it)"""
+    role_name: pulumi.Output[str]
+    """the default role Nomad workloads log in with"""
+    policy_name: pulumi.Output[str]
+    """the templated workload policy"""
+    namespace: pulumi.Output[str]
+    """the namespace the cluster's objects live in, relative to the provider's; empty for none"""
+    policy: pulumi.Output[str]
+    """the rendered workload policy text"""
+    kv_mount: pulumi.Output[str]
+    """the KV v2 mount the policy grants on (where jobs' secrets go)"""
+    vault_policies: pulumi.Output[list[str]]
+    (
+        "every policy the stack manages (workload and inline role policies); the next run reads "
+        "it back to tell drift in its own policies from someone else's"
+    )
 
     def __init__(
         self,
         name: str,
         args: NomadVaultSetupArgs,
-        former_names: FormerNames = lambda _name: [],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        plan: ClusterPlan | None = None,
     ) -> None:
-        """`former_names(child)` gives a child's aliases where an earlier layout named it."""
+        """Built from `args` in any program (standalone.py validates them and checks the live
+        server first); the stack program passes the `plan` it made for the cluster instead."""
+        namespace_path = ""
+        if plan is None:
+            from .standalone import standalone_plan
+
+            standalone = standalone_plan(name, args, opts)
+            plan = standalone.plan
+            namespace_path = plan.settings.namespace if standalone.creates_namespace else ""
         super().__init__(CLUSTER_COMPONENT, name, None, opts)
-        settings = args.settings
+        if namespace_path:
+            created = owned_namespace(
+                f"{name}-namespace",
+                namespace_path,
+                plan.owner,
+                plan.settings.protect,
+                pulumi.ResourceOptions(parent=self),
+            )
+            plan = replace(plan, namespace=created.path)
+        settings = plan.settings
         self._settings = settings
-        self._inside = args.namespace
-        self._former_names = former_names
-        imports = args.imports
+        self._plan = plan
+        self._inside = plan.namespace
+        imports = plan.imports
 
         self.managed_kv_mount = (
             vault.Mount(
@@ -113,7 +172,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             f"{name}-auth",
             path=settings.auth_path,
             type="jwt",
-            description=mount_description(stack_owner()),
+            description=mount_description(plan.owner),
             jwks_url=settings.jwks_url,
             jwks_ca_pem=settings.jwks_ca_pem or None,
             jwt_supported_algs=JWT_SUPPORTED_ALGS,
@@ -144,10 +203,10 @@ class NomadVaultSetup(pulumi.ComponentResource):
         self.auth_accessor = self.auth_backend.accessor
         self.role_name = self.default_role.role_name
         self.policy_name = self.workload_policy.name
-        self.namespace_path = pulumi.Output.from_input(
-            args.namespace if args.namespace is not None else ""
+        self.namespace = pulumi.Output.from_input(
+            plan.namespace if plan.namespace is not None else ""
         )
-        self.policy_text = self.workload_policy.policy
+        self.policy = self.workload_policy.policy
         self.kv_mount = pulumi.Output.from_input(settings.kv_mount)
         # Every policy this cluster manages: the next run reads it back to tell drift in its
         # own policies (repair) from someone else's policy (leave alone); see preflight.py.
@@ -160,7 +219,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             )
         )
         self.nomad_client_config = self.auth_backend.path.apply(
-            lambda path: render_client_config(args.nomad_vault_address, path, args.client_namespace)
+            lambda path: render_client_config(plan.nomad_vault_address, path, plan.client_namespace)
         )
         self.register_outputs(self.outputs())
 
@@ -178,7 +237,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             parent=self,
             delete_before_replace=True,
             protect=protect,
-            aliases=self._former_names(resource_name),
+            aliases=self._plan.former_names(resource_name),
             import_=import_id,
         )
 
@@ -190,7 +249,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
         import_id: str | None = None,
     ) -> vault.Policy:
         """A policy whose first line says which stack owns it (see ownership.py)."""
-        owner = stack_owner()
+        owner = self._plan.owner
         policy = vault.Policy(
             resource_name,
             name=name,
@@ -258,8 +317,8 @@ class NomadVaultSetup(pulumi.ComponentResource):
             "auth_accessor": self.auth_accessor,
             "role_name": self.role_name,
             "policy_name": self.policy_name,
-            "namespace": self.namespace_path,
-            "policy": self.policy_text,
+            "namespace": self.namespace,
+            "policy": self.policy,
             "kv_mount": self.kv_mount,
             "vault_policies": self.vault_policies,
         }

@@ -30,6 +30,9 @@ class ProviderContext:
     token: str = field(default="", repr=False)
     token_setting: str = "vault:token"
     child_token: bool = True
+    # The NomadVaultSetup resource, when another program builds one: its own owner, so two of
+    # them in one stack never take each other's objects for their own.
+    component: str = ""
 
     @property
     def session(self) -> Session:
@@ -43,8 +46,10 @@ class ProviderContext:
 
     @property
     def owner(self) -> str:
-        """The stack, fully qualified: what ownership markers name."""
-        return f"{self.organization}/{self.project}/{self.stack}"
+        """The stack, fully qualified (and the component another program built): what
+        ownership markers name."""
+        stack = f"{self.organization}/{self.project}/{self.stack}"
+        return f"{stack}/{self.component}" if self.component else stack
 
 
 # The context of a program run outside any engine (tests of the pure settings).

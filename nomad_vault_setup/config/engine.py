@@ -65,8 +65,9 @@ def _go_bool(value: str) -> bool:
     return value in ("1", "t", "T", "TRUE", "true", "True")
 
 
-def provider_context(problems: list[str]) -> ProviderContext:
-    """The engine's and the provider's facts; a bad one adds a problem under its own name."""
+def provider_context(problems: list[str], component: str = "") -> ProviderContext:
+    """The engine's and the provider's facts; a bad one adds a problem under its own name.
+    `component` names the NomadVaultSetup another program builds (see ProviderContext)."""
     config = pulumi.Config("vault")
     address, address_setting = _provider_setting(config, "address", "VAULT_ADDR")
     namespace, namespace_setting = _provider_setting(config, "namespace", "VAULT_NAMESPACE")
@@ -93,6 +94,7 @@ def provider_context(problems: list[str]) -> ProviderContext:
         token=token,
         token_setting=token_setting,
         child_token=not _go_bool(skip_child),
+        component=component,
     )
 
 
