@@ -34,11 +34,15 @@ def yaml_program(root: Path, vault: workspace.VaultServer) -> auto.Stack:
     project.pop("packages")
     project_file.write_text(yaml.safe_dump(project, sort_keys=False))
     stack = _stack(root, work_dir, vault)
-    command = stack.workspace
-    command.pulumi_command.run(
-        ["package", "add", str(PACKAGE_DIR)], command.work_dir, command.env_vars
-    )
+    cli(stack, "package", "add", str(PACKAGE_DIR))
     return stack
+
+
+def cli(stack: auto.Stack, *args: str) -> str:
+    """`pulumi <args>` in the stack's project and environment, for the commands that take no
+    stack; what it printed on stdout."""
+    used = stack.workspace
+    return used.pulumi_command.run(list(args), used.work_dir, used.env_vars).stdout
 
 
 def python_program(root: Path, vault: workspace.VaultServer) -> auto.Stack:

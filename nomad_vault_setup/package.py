@@ -7,7 +7,9 @@ the program as the one message that names every problem, where the host would pr
 traceback of the component's code.
 """
 
+import json
 import sys
+from typing import Any
 
 import pulumi
 from pulumi.errors import InputPropertiesError
@@ -42,8 +44,17 @@ class NomadVaultSetupProvider(ComponentProvider):
             raise
 
 
+def provider() -> NomadVaultSetupProvider:
+    """The package's provider; its `schema` is what `pulumi package get-schema` prints."""
+    return NomadVaultSetupProvider([NomadVaultSetup], PACKAGE, version=__version__)
+
+
+def schema() -> dict[str, Any]:
+    """The package schema Pulumi infers, as JSON."""
+    return json.loads(provider().schema or "{}")
+
+
 def serve(args: list[str] | None = None) -> None:
     """Run the package's provider (the engine starts it with its own arguments)."""
     standalone.SCHEMA_NAMES = True
-    provider = NomadVaultSetupProvider([NomadVaultSetup], PACKAGE, version=__version__)
-    main(provider, sys.argv[1:] if args is None else args)
+    main(provider(), sys.argv[1:] if args is None else args)
