@@ -10,12 +10,13 @@ import json
 import runpy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from devtools.project_copy import PROJECT_DIR
-from nomad_vault_setup import preflight, token_access
+from nomad_vault_setup import preflight, standalone, token_access
 from nomad_vault_setup.server_kind import VaultServer
 
 MAIN = PROJECT_DIR / "__main__.py"
@@ -172,10 +173,12 @@ class ProgramRunner:
         vault: dict[str, str] | None = None,
         secret_keys: tuple[str, ...] = (),
         server: VaultServer = OPENBAO,
+        program: Path = MAIN,
         **mock_options: Any,
     ) -> ProgramRun:
-        """Run with a stack config (camelCase keys) and provider config (`vault:` keys);
-        `vault:token` and the full keys in `secret_keys` are held as secrets."""
+        """Run `program` (the stack program, unless another program using the component) with
+        a stack config (camelCase keys) and provider config (`vault:` keys); `vault:token` and
+        the full keys in `secret_keys` are held as secrets."""
         mocks = RecordingMocks(**mock_options)
         monitor = RecordingMonitor(mocks)
         self.registered = mocks.resources
@@ -202,6 +205,8 @@ class ProgramRunner:
             return server
 
         self.setattr(preflight, "probe_server", probe)
+        # A fresh program: no component of an earlier run has claimed anything.
+        self.setattr(standalone, "_CLAIMED", {})
         # The token is accepted and may do anything (a root token's answer).
         self.setattr(token_access, "token_namespace", lambda session: "")
         self.setattr(
@@ -210,7 +215,7 @@ class ProgramRunner:
 
         @pulumi.runtime.test
         def execute() -> pulumi.Output:
-            runpy.run_path(str(MAIN), run_name="__main__")
+            runpy.run_path(str(program), run_name="__main__")
             return pulumi.Output.all(**exports).apply(exports.update)
 
         execute()

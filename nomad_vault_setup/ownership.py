@@ -21,6 +21,8 @@ PROJECT = "nomad-vault-setup"
 # The custom metadata of a namespace this program creates.
 CREATED_BY, STACK_KEY = "created-by", "stack"
 _MARKER_START = f"# Written by {PROJECT} (stack "
+# The description of a KV mount the program creates (`manageKvMount`).
+KV_MOUNT_DESCRIPTION = f"Nomad workload secrets (managed by {PROJECT})"
 
 
 def stack_owner() -> str:
@@ -55,7 +57,7 @@ def mount_description(owner: str) -> str:
 def foreign_mount_problem(
     path: str,
     setting: str,
-    adopt_setting: str,
+    adopt_setting: str | None,
     live: Mapping[str, Any] | None,
     owner: str,
     managed: bool,
@@ -64,15 +66,20 @@ def foreign_mount_problem(
 
     `live` is the mount's `sys/auth` entry (None: there is none). It is the stack's when the
     stack's last update `managed` it, or when its description names the stack. Any other mount
-    is someone else's, and the likeliest someone is `nomad setup vault`: adopting is the way in.
+    is someone else's, and the likeliest someone is `nomad setup vault`: adopting is the way in
+    (where the settings offer `adopt_setting`).
     """
     if live is None or managed or live.get("description") == mount_description(owner):
         return None
+    adopt = (
+        f" If `nomad setup vault` made it, set `{adopt_setting}: true` to adopt it, jobs and all"
+        " (docs/adoption.md); otherwise choose another auth path"
+        if adopt_setting
+        else " Choose another auth path"
+    )
     return (
         f"{setting}: auth mount {path!r} already exists and was not made by this stack"
-        f" (description: {live.get('description', '')!r}); creating it would fail. If"
-        f" `nomad setup vault` made it, set `{adopt_setting}: true` to adopt it, jobs and all"
-        " (docs/adoption.md); otherwise choose another authPath"
+        f" (description: {live.get('description', '')!r}); creating it would fail.{adopt}"
     )
 
 

@@ -36,7 +36,13 @@ from .adoption import (
 from .agent_files import local_file_problems
 from .config import RISKS_KEY, Cluster, ProviderContext, StackSettings
 from .config.report import STACK_CONFIG, naming, setting
-from .ownership import foreign_mount_problem, foreign_namespace_problem, foreign_policy_problem
+from .ownership import (
+    KV_MOUNT_DESCRIPTION,
+    PROJECT,
+    foreign_mount_problem,
+    foreign_namespace_problem,
+    foreign_policy_problem,
+)
 from .policy import render_workload_policy
 from .server_kind import ServerProbeError, VaultServer, job_id_risk_problem, probe_server
 from .token_access import token_problems
@@ -308,7 +314,7 @@ def _mount_problems(
         problem = foreign_mount_problem(
             settings.auth_path,
             cluster.setting("authPath"),
-            cluster.setting("adopt"),
+            cluster.setting("adopt") if naming() == STACK_CONFIG else None,
             live,
             owner,
             managed,
@@ -318,6 +324,31 @@ def _mount_problems(
         elif live is not None and _without_config(cluster):
             unconfigured.append(cluster)
     return problems, unconfigured
+
+
+def _kv_mount_problems(stack: StackSettings, namespaces: set[str]) -> list[str]:
+    """KV mounts a cluster would create (`manageKvMount`) that exist and are not this
+    program's: creating one fails half-way through an `up`, and managing it would take over
+    (and on destroy delete) someone's secrets."""
+    problems = []
+    for cluster in stack.clusters:
+        settings = cluster.settings
+        if not settings.manage_kv_mount:
+            continue
+        if settings.namespace and settings.namespace not in namespaces:
+            continue  # to be created: nothing inside it yet
+        try:
+            live = _read(f"sys/mounts/{settings.kv_mount}", settings.namespace)
+        except _ReadFailed:
+            continue  # a token that may not read it: creating an existing mount fails anyway
+        if live is not None and live.get("description") != KV_MOUNT_DESCRIPTION:
+            problems.append(
+                f"{cluster.setting('manageKvMount')}: the KV mount {settings.kv_mount!r} already"
+                f" exists and was not made by {PROJECT} (description:"
+                f" {live.get('description', '')!r}); set manageKvMount to false to use it as it"
+                " is, or choose another kvMount"
+            )
+    return problems
 
 
 def _without_config(cluster: Cluster) -> bool:
@@ -454,7 +485,7 @@ def check_live_server(
     mount_problems, unconfigured = _mount_problems(
         stack, provider.owner, inside_namespaces, record, previous
     )
-    problems += mount_problems
+    problems += mount_problems + _kv_mount_problems(stack, inside_namespaces)
     problems += _policy_problems(
         stack, provider.owner, inside_namespaces, record, previous, adoption
     )

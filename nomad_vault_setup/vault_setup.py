@@ -17,7 +17,7 @@ from .durations import format_duration
 from .inputs import NomadVaultSetupArgs
 from .nomad_config import render_client_config, render_server_config
 from .outputs import OUTPUTS, STACK_WIDE
-from .ownership import PROJECT, marked, mount_description, namespace_metadata
+from .ownership import KV_MOUNT_DESCRIPTION, marked, mount_description, namespace_metadata
 from .policy import render_workload_policy
 from .resource_types import CLUSTER_COMPONENT, FormerNames
 
@@ -160,7 +160,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
                 path=settings.kv_mount,
                 type="kv",
                 options={"version": "2"},
-                description=f"Nomad workload secrets (managed by {PROJECT})",
+                description=KV_MOUNT_DESCRIPTION,
                 namespace=self._inside,
                 opts=self._opts(f"{name}-kv", protect=settings.protect),
             )

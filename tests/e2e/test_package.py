@@ -236,6 +236,38 @@ def test_an_unknown_or_mistyped_input_is_refused_by_name(yaml_consumer: Consumer
         assert expected in str(failed.value)
 
 
+def test_objects_the_program_did_not_make_are_refused_before_any_write(
+    yaml_consumer: Consumer,
+) -> None:
+    yaml_consumer.vault.sys.create_or_update_acl_policy("team-policy", 'path "team/*" {}')
+    snapshot = yaml_consumer.snapshot()
+    before = set_properties(
+        yaml_consumer,
+        jwksUrl=yaml_consumer.issuer_server.jwks_url,
+        policyName="team-policy",
+        manageKvMount=True,  # kvMount `secret`: the server's own KV mount
+    )
+    try:
+        with pytest.raises(auto.CommandError) as failed:
+            yaml_consumer.stack.up(color="never")
+    finally:
+        program_file(yaml_consumer).write_text(before)
+    message = str(failed.value)
+    assert "refusing to apply this stack, nothing was changed" in message
+    assert "NomadVaultSetup 'nomad' input policyName: policy 'team-policy' already exists" in (
+        message
+    )
+    assert "NomadVaultSetup 'nomad' input manageKvMount: the KV mount 'secret' already exists" in (
+        message
+    )
+    assert "Traceback" not in message
+    assert yaml_consumer.snapshot() == snapshot
+    assert yaml_consumer.vault.sys.read_acl_policy("team-policy")["data"]["policy"] == (
+        'path "team/*" {}'
+    )
+    yaml_consumer.vault.sys.delete_acl_policy("team-policy")
+
+
 def test_destroy_leaves_nothing(yaml_consumer: Consumer) -> None:
     result = yaml_consumer.stack.destroy(color="never")
     assert changes(result.summary.resource_changes) == {"delete": 7}
