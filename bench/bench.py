@@ -14,7 +14,9 @@ prints tables to paste into a note:
 - the same four commands for 1, 10 and 50 clusters, with the local backend's checkpoints on
   (its default) and off (`PULUMI_SKIP_CHECKPOINTS=true`, what every throwaway stack here uses);
 - a first `up` and a no-op `up` against a three-node OpenBao Raft cluster (through a standby
-  node, as behind a load balancer), beside the dev server's, and their ratio.
+  node, as behind a load balancer), beside the dev server's, and their ratio;
+- a first `up` and a no-op `up` of examples/yaml, the component reached through its package,
+  with the same objects, beside the stack program's, and their ratio.
 
 Timings never fail the bench; they depend on the machine. Progress goes to stderr.
 """
@@ -37,11 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from pulumi import automation as auto
 
 from bench import audit, raw
 from bench.audit import Requests
-from devtools import openbao, raft, workspace
+from devtools import consumer, openbao, raft, workspace
 from devtools.issuer import Issuer, IssuerServer
 from devtools.proc import stop
 from nomad_vault_setup.resource_types import PROJECT
@@ -70,6 +73,8 @@ RAW_CREATE = "raw HTTP create (5 calls)"
 RAW_DELETE = "raw HTTP delete (3 calls)"
 RAFT_FIRST_UP = "pulumi up, first, 3-node Raft"
 RAFT_NOOP_UP = "pulumi up, no-op, 3-node Raft"
+YAML_FIRST_UP = "pulumi up, first, YAML program + package"
+YAML_NOOP_UP = "pulumi up, no-op, YAML program + package"
 NO_OP = (NOOP_UP, NOOP_PREVIEW, REFRESH_UP)
 CYCLE = ((FIRST_UP, UP), (NOOP_UP, UP), (NOOP_PREVIEW, PREVIEW), (DESTROY_ALL, DESTROY))
 
@@ -223,14 +228,38 @@ def time_raft(work: Path, jwks_url: str, runs: int) -> dict[str, list[float]]:
         log("stopped the Raft nodes")
 
 
-def raft_ratio_lines(samples: dict[str, list[float]]) -> list[str]:
-    """The Raft cluster's medians over the dev server's, same run."""
+def time_yaml_consumer(
+    work: Path, vault: workspace.VaultServer, jwks_url: str, runs: int
+) -> dict[str, list[float]]:
+    """N cycles of first up, no-op up and destroy of examples/yaml, the component reached
+    through its package, with the same objects as the stack program (its extra role left out),
+    on the same server."""
+    stack = consumer.yaml_program(work / "yaml-consumer", vault)
+    consumer.configure(stack, jwksUrl=jwks_url)
+    program = Path(stack.workspace.work_dir) / "Pulumi.yaml"
+    project = yaml.safe_load(program.read_text())
+    project["resources"]["nomad"]["properties"].pop("roles")
+    program.write_text(yaml.safe_dump(project, sort_keys=False))
+    workspace.run(stack, *PREVIEW)  # warm-up, as for the stack program
+    samples: dict[str, list[float]] = {YAML_FIRST_UP: [], YAML_NOOP_UP: []}
+    for number in range(1, runs + 1):
+        for label in samples:
+            samples[label].append(workspace.run(stack, *UP).seconds)
+            log(f"yaml run {number}/{runs}: {label}: {samples[label][-1]:.2f} s")
+        workspace.run(stack, *DESTROY)
+    return samples
+
+
+def medians_ratio_lines(
+    samples: dict[str, list[float]], pairs: Sequence[tuple[str, str]], beside: str
+) -> list[str]:
+    """Each pair's second median over its first, same run."""
     lines = []
-    for dev, cluster in ((FIRST_UP, RAFT_FIRST_UP), (NOOP_UP, RAFT_NOOP_UP)):
-        on_dev, on_raft = statistics.median(samples[dev]), statistics.median(samples[cluster])
+    for base, other in pairs:
+        on_base, on_other = statistics.median(samples[base]), statistics.median(samples[other])
         lines.append(
-            f"ratio {cluster} / dev server (medians): {on_raft / on_dev:.2f}x "
-            f"({_duration(on_raft)} vs {_duration(on_dev)})"
+            f"ratio {other} / {beside} (medians): {on_other / on_base:.2f}x "
+            f"({_duration(on_other)} vs {_duration(on_base)})"
         )
     return lines
 
@@ -433,6 +462,7 @@ def bench(work: Path, runs: int, cluster_runs: dict[int, int]) -> int:
         samples = {
             **time_pulumi(stack, runs),
             **raw_samples,
+            **time_yaml_consumer(work, dev, issuer.jwks_url, runs),
             **time_raft(work, issuer.jwks_url, runs),
         }
         log("counting Vault requests via the audit log")
@@ -450,7 +480,12 @@ def bench(work: Path, runs: int, cluster_runs: dict[int, int]) -> int:
             "",
             *timing_table(samples),
             ratio_line(samples),
-            *raft_ratio_lines(samples),
+            *medians_ratio_lines(
+                samples, ((FIRST_UP, RAFT_FIRST_UP), (NOOP_UP, RAFT_NOOP_UP)), "dev server"
+            ),
+            *medians_ratio_lines(
+                samples, ((FIRST_UP, YAML_FIRST_UP), (NOOP_UP, YAML_NOOP_UP)), "stack program"
+            ),
             *same,
             "",
             *audit_table(report),
