@@ -22,12 +22,14 @@ from tests.e2e.harness import PROJECT_DIR, Scenario, changes
 # The last commit of the previous layout (namespace inside the single-cluster component,
 # delivered files as children of the cluster component).
 PREVIOUS_RELEASE = "73c4dce90564c6368b8d9e0421de865f8fb5261d"
+# Its program files: the package was named `components` then.
+PREVIOUS_RELEASE_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
 ROLE = {"name": "ops", "boundClaims": {"nomad_namespace": "ops"}, "policy": 'path "x/*" {}'}
 
 
 def use_program(scenario: Scenario, commit: str | None) -> None:
     """Put the program of `commit` (None: the working tree's) into the scenario's project."""
-    for name in PROGRAM_FILES:
+    for name in dict.fromkeys((*PROGRAM_FILES, *PREVIOUS_RELEASE_FILES)):
         target = scenario.work_dir / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -40,7 +42,7 @@ def use_program(scenario: Scenario, commit: str | None) -> None:
             copy(source, scenario.work_dir / name)
         return
     archive = subprocess.run(
-        ["git", "-C", str(PROJECT_DIR), "archive", commit, *PROGRAM_FILES],
+        ["git", "-C", str(PROJECT_DIR), "archive", commit, *PREVIOUS_RELEASE_FILES],
         capture_output=True,
         check=True,
     )
