@@ -105,21 +105,56 @@ class Issuer:
         )
         self.rsa_kid = _kid(self.rsa_key)
         self.ed25519_kid = _kid(self.ed25519_key)
+        # Key rotation as Nomad does it: every RSA key by kid, and which the JWKS publishes
+        # (the signing key, keys prepublished before they sign, old keys until retired).
+        self.rsa_keys: dict[str, rsa.RSAPrivateKey] = {self.rsa_kid: self.rsa_key}
+        self.published = [self.rsa_kid]
+
+    def prepublish(self) -> str:
+        """A new RSA key in the JWKS, not signing yet (Nomad's prepublished next key)."""
+        key = _new_rsa()
+        kid = _kid(key)
+        self.rsa_keys[kid] = key
+        self.published.append(kid)
+        return kid
+
+    def rotate(self, kid: str) -> None:
+        """Sign RS256 identities with the published key `kid` from now on."""
+        if kid not in self.published:
+            raise ValueError(f"key {kid} is not in the JWKS")
+        self.rsa_key, self.rsa_kid = self.rsa_keys[kid], kid
+
+    def retire(self, kid: str) -> None:
+        """Take the key `kid` out of the JWKS (it must not be the signing key)."""
+        if kid == self.rsa_kid:
+            raise ValueError("the signing key cannot be retired: rotate first")
+        self.published.remove(kid)
+
+    def mint_with(self, kid: str, job_id: str, **kwargs: Any) -> str:
+        """RS256, signed by the (possibly retired) key `kid`, as a still-valid identity Nomad
+        signed before rotating would be."""
+        return self._sign(self.claims(job_id, **kwargs), self.rsa_keys[kid], "RS256", kid)
 
     def jwks(self) -> dict[str, Any]:
         """Public keys in the shape Nomad serves them."""
-        rsa_jwk = RSAAlgorithm.to_jwk(self.rsa_key.public_key(), as_dict=True)
         okp_jwk = OKPAlgorithm.to_jwk(self.ed25519_key.public_key(), as_dict=True)
+        rsa_jwks = {
+            kid: RSAAlgorithm.to_jwk(self.rsa_keys[kid].public_key(), as_dict=True)
+            for kid in self.published
+        }
         return {
             "keys": [
-                {
-                    "kty": "RSA",
-                    "alg": "RS256",
-                    "use": "sig",
-                    "kid": self.rsa_kid,
-                    "n": rsa_jwk["n"],
-                    "e": rsa_jwk["e"],
-                },
+                *(
+                    {
+                        "kty": "RSA",
+                        "alg": "RS256",
+                        "use": "sig",
+                        "kid": kid,
+                        "n": jwk["n"],
+                        "e": jwk["e"],
+                    }
+                    for kid, jwk in rsa_jwks.items()
+                ),
                 {
                     "kty": "OKP",
                     "crv": "Ed25519",
@@ -247,7 +282,6 @@ class IssuerServer:
     def __init__(
         self, issuer: Issuer, host: str = "127.0.0.1", port: int = 0, hold_cap: float = 300.0
     ) -> None:
-        body = json.dumps(issuer.jwks()).encode()
         self.jwks_requested = threading.Event()
         self.unavailable = False
         self.hold_cap = hold_cap
@@ -265,6 +299,7 @@ class IssuerServer:
                 if server.unavailable:
                     self.send_error(503, "JWKS unavailable (IssuerServer.unavailable)")
                     return
+                body = json.dumps(issuer.jwks()).encode()  # as it is now: keys rotate
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

@@ -8,8 +8,10 @@ test keeps them equal), as plain values: the settings are validated, and the liv
 checked, before the component registers anything, so none may wait on another resource.
 
 Left out, with the reason: `clusters` (one component per Nomad cluster), `adopt` (its
-namespace step needs the stack program's record), the agent delivery keys (`nomadConfigDir`,
-`nomadAgents`...: the outputs are the config; deliver it as the program delivers other files).
+namespace step needs the stack program's record), `keySource` (static keys retire a key on
+the `up` after it left the JWKS, by the stack program's record of the last `up`), the agent
+delivery keys (`nomadConfigDir`, `nomadAgents`...: the outputs are the config; deliver it as the
+program delivers other files).
 """
 
 from typing import Required, TypedDict

@@ -8,11 +8,14 @@ settings instead, and the engine takes the mount back by import, its accessor ke
 """
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 
 from .config import Cluster, ProviderContext
 from .preflight import PreflightError
+from .signing_keys import SigningKeys
 from .vault_http import Session, VaultUnreachable, inside
 from .vault_setup import JWT_SUPPORTED_ALGS, Imports
 
@@ -28,7 +31,9 @@ def until_readable(session: Session, path: str, timeout: float = 10) -> None:
 
 
 def complete_configs(
-    clusters: tuple[Cluster, ...], provider: ProviderContext
+    clusters: tuple[Cluster, ...],
+    provider: ProviderContext,
+    keys: Mapping[str, SigningKeys] | None = None,
 ) -> dict[str, Imports]:
     """Write the JWT config of each of the stack's own mounts an interrupted `up` left without
     one (the JWKS did not answer, or the server went away mid-run), so the engine can take the
@@ -59,11 +64,19 @@ def complete_configs(
                 f"{found}; to write it, give the program the token: vault:token or VAULT_TOKEN"
             )
             continue
+        static = (keys or {}).get(cluster.name)
+        trust: dict[str, Any] = (
+            {"jwt_validation_pubkeys": list(static.trusted)}
+            if static
+            else {
+                "jwks_url": settings.jwks_url,
+                **({"jwks_ca_pem": settings.jwks_ca_pem} if settings.jwks_ca_pem else {}),
+            }
+        )
         config = {
-            "jwks_url": settings.jwks_url,
+            **trust,
             "jwt_supported_algs": JWT_SUPPORTED_ALGS,
             "default_role": settings.role_name,
-            **({"jwks_ca_pem": settings.jwks_ca_pem} if settings.jwks_ca_pem else {}),
         }
         session, path = inside(provider.session, settings.namespace), f"auth/{auth_path}/config"
         try:

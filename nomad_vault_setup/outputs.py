@@ -26,6 +26,10 @@ OUTPUTS: dict[str, str] = {
         "every policy the stack manages (workload and inline role policies); the next run reads"
         " it back to tell drift in its own policies from someone else's"
     ),
+    "jwks_keys": (
+        "the signing keys (PEM) the JWKS held at this update, with keySource: static-keys (empty"
+        " otherwise); the next update keeps trusting any of them that left the JWKS, once"
+    ),
     "vault_server": (
         "the Vault cluster (`cluster_id`) and provider namespace the stack was applied to; one"
         " value for the whole stack"

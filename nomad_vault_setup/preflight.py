@@ -51,6 +51,7 @@ from .vault_http import VaultUnreachable, namespace_metadata
 # The stack outputs that record what the stack's last update managed, and where.
 RECORD_OUTPUTS = (
     "vault_server",
+    "jwks_keys",
     "vault_policies",
     "policy_name",
     "namespace",
@@ -450,6 +451,8 @@ class LiveServer:
     adoption: Adoption = NOTHING_ADOPTED
     # The clusters whose own auth mount an interrupted `up` left without JWT config.
     unconfigured: tuple[Cluster, ...] = ()
+    # The last outputs when they were recorded on this very server and namespace, else {}.
+    trusted: dict[str, Any] = field(default_factory=dict)
 
 
 def check_live_server(
@@ -491,7 +494,7 @@ def check_live_server(
     )
     if problems or here is None:
         _refuse(problems)
-    return LiveServer(here, previous, adoption, tuple(unconfigured))
+    return LiveServer(here, previous, adoption, tuple(unconfigured), record)
 
 
 def _refuse(problems: list[str]) -> None:

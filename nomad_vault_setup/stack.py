@@ -25,8 +25,9 @@ from .adoption import Adoption
 from .config import Cluster, StackSettings
 from .config.report import raise_if_any
 from .mount_repair import complete_configs
-from .preflight import check_live_server, recorded_clusters, recorded_value
+from .preflight import PreflightError, check_live_server, recorded_clusters, recorded_value
 from .resource_types import CLUSTER_COMPONENT, FormerNames
+from .signing_keys import JwksUnavailable, SigningKeys, fetch_jwks, public_keys, signing_keys
 from .vault_setup import ClusterPlan, Imports, NomadVaultSetup, owned_namespace
 
 # The component name of a stack without `clusters`.
@@ -43,7 +44,8 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
     single_mount = single_form_mount(stack, live.previous)
     heir = single_form_heir(stack, single_mount)
     raise_if_any(renamed_mount_problems(stack, live.previous, heir))
-    completed = complete_configs(live.unconfigured, stack.provider)
+    keys = static_signing_keys(stack, live.trusted)
+    completed = complete_configs(live.unconfigured, stack.provider, keys)
     key = stack.agents_private_key
     private_key = pulumi.Output.secret(key.get_secret_value()) if key else None
     adoption = replace(live.adoption, imports={**live.adoption.imports, **completed})
@@ -59,6 +61,7 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
             private_key,
             adoption.of(cluster),
             takes_over_single=cluster is heir,
+            signing_keys=keys.get(cluster.name),
         )
     outputs: dict[str, Any] = {}
     if not stack.multi_cluster:
@@ -71,6 +74,47 @@ def deploy(stack: StackSettings) -> dict[str, Any]:
     outputs["vault_server"] = live.record
     outputs["single_form_mount"] = single_mount
     return outputs
+
+
+def static_signing_keys(stack: StackSettings, trusted: dict[str, Any]) -> dict[str, SigningKeys]:
+    """The keys each `keySource: static-keys` cluster's mount trusts, read from its JWKS here
+    (signing_keys.py), beside the keys its last update recorded (`trusted`: the last outputs,
+    when made on this server). A JWKS that cannot be read stops the run before anything is
+    written; a key that came or went since the last update is said, so a scheduled
+    `pulumi preview` shows it."""
+    keys, problems = {}, []
+    for cluster in stack.clusters:
+        settings = cluster.settings
+        if settings.key_source != "static-keys":
+            continue
+        try:
+            fetched, skipped = public_keys(fetch_jwks(settings.jwks_url, settings.jwks_ca_pem))
+        except JwksUnavailable as error:
+            problems.append(f"{cluster.setting('jwksUrl')}: keySource is static-keys: {error}")
+            continue
+        if not fetched:
+            problems.append(
+                f"{cluster.setting('jwksUrl')}: keySource is static-keys, but the JWKS holds no"
+                f" RSA or Ed25519 signing key ({'; '.join(skipped) or 'no keys'})"
+            )
+            continue
+        recorded = recorded_value(trusted, "jwks_keys", cluster.name)
+        found = signing_keys(fetched, recorded if isinstance(recorded, list) else None)
+        keys[cluster.name] = found
+        if found.added:
+            pulumi.log.warn(
+                f"{cluster.setting('jwksUrl')}: the JWKS has {len(found.added)} key(s) more than"
+                " at the last `up` (prepublished by Nomad?): Vault trusts them from this `up` on"
+            )
+        if found.retired:
+            pulumi.log.warn(
+                f"{cluster.setting('jwksUrl')}: {len(found.retired)} key(s) left the JWKS since"
+                " the last `up`: still trusted by this `up`, dropped by the next one"
+            )
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")
+    return keys
 
 
 Mount = dict[str, str]
@@ -190,6 +234,7 @@ def _cluster(
     private_key: pulumi.Output[str] | None,
     imports: Imports,
     takes_over_single: bool,
+    signing_keys: SigningKeys | None,
 ) -> dict[str, pulumi.Output]:
     """One cluster's component and its delivery; its outputs by name."""
     name = component_name(cluster)
@@ -203,6 +248,7 @@ def _cluster(
         namespace=namespace,
         imports=imports,
         former_names=_former_single_names(name) if takes_over_single else lambda _child: [],
+        signing_keys=signing_keys,
     )
     former = [pulumi.Alias(name=SINGLE)] if takes_over_single else []
     component = NomadVaultSetup(name, {}, pulumi.ResourceOptions(aliases=former), plan=plan)

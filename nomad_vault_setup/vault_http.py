@@ -32,6 +32,7 @@ class Tls:
     ca_cert_file: str | None = None
     ca_cert_dir: str | None = None
     skip_verify: bool = False
+    ca_pem: str = ""  # CA certificates as PEM text (a JWKS's jwksCaFile): trusted alone
 
 
 NO_TLS_SETTINGS = Tls()
@@ -57,7 +58,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def _tls_context(tls: Tls) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=tls.ca_cert_file, capath=tls.ca_cert_dir)
+    context = ssl.create_default_context(
+        cafile=tls.ca_cert_file, capath=tls.ca_cert_dir, cadata=tls.ca_pem or None
+    )
     if tls.skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -20,6 +20,7 @@ from .outputs import OUTPUTS, STACK_WIDE
 from .ownership import KV_MOUNT_DESCRIPTION, marked, mount_description, namespace_metadata
 from .policy import render_workload_policy
 from .resource_types import CLUSTER_COMPONENT, FormerNames
+from .signing_keys import SigningKeys
 
 # Nomad signs with RS256 since 1.7 and EdDSA for older root keys; nothing else is accepted.
 JWT_SUPPORTED_ALGS = ["EdDSA", "RS256"]
@@ -59,7 +60,7 @@ class ClusterPlan:
     `namespace` is the path output of the Namespace the objects live in (None: the provider's
     own namespace), so they wait for it and go before it; `imports` names the existing objects
     this run adopts instead of creating them; `former_names(child)` gives a child's aliases
-    where an earlier layout named it.
+    where an earlier layout named it; `signing_keys`, the keys a static-keys mount trusts.
     """
 
     settings: ClusterSettings
@@ -69,6 +70,9 @@ class ClusterPlan:
     namespace: pulumi.Input[str] | None = None
     imports: Imports = NOTHING_IMPORTED
     former_names: FormerNames = lambda _name: []
+    # With keySource: static-keys, the keys the mount trusts (signing_keys.py); None: the
+    # mount fetches jwksUrl itself.
+    signing_keys: SigningKeys | None = None
 
 
 def owned_namespace(
@@ -121,6 +125,12 @@ class NomadVaultSetup(pulumi.ComponentResource):
         "it back to tell drift in its own policies from someone else's"
     )
 
+    jwks_keys: pulumi.Output[list[str]]
+    (
+        "the signing keys (PEM) the JWKS held at this update, with keySource: static-keys (empty "
+        "otherwise); the next update keeps trusting any of them that left the JWKS, once"
+    )
+
     def __init__(
         self,
         name: str,
@@ -153,6 +163,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
         self._plan = plan
         self._inside = plan.namespace
         imports = plan.imports
+        keys = plan.signing_keys
 
         self.managed_kv_mount = (
             vault.Mount(
@@ -173,8 +184,10 @@ class NomadVaultSetup(pulumi.ComponentResource):
             path=settings.auth_path,
             type="jwt",
             description=mount_description(plan.owner),
-            jwks_url=settings.jwks_url,
-            jwks_ca_pem=settings.jwks_ca_pem or None,
+            # Vault fetches Nomad's keys itself, or is handed the keys the program fetched.
+            jwks_url=None if keys else settings.jwks_url,
+            jwks_ca_pem=None if keys else settings.jwks_ca_pem or None,
+            jwt_validation_pubkeys=list(keys.trusted) if keys else None,
             jwt_supported_algs=JWT_SUPPORTED_ALGS,
             # A job whose vault block names no role logs in with this one.
             default_role=settings.role_name,
@@ -208,6 +221,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
         )
         self.policy = self.workload_policy.policy
         self.kv_mount = pulumi.Output.from_input(settings.kv_mount)
+        self.jwks_keys = pulumi.Output.from_input(list(keys.fetched) if keys else [])
         # Every policy this cluster manages: the next run reads it back to tell drift in its
         # own policies (repair) from someone else's policy (leave alone); see preflight.py.
         self.vault_policies = pulumi.Output.all(*(policy.name for policy in self.policies))
@@ -321,6 +335,7 @@ class NomadVaultSetup(pulumi.ComponentResource):
             "policy": self.policy,
             "kv_mount": self.kv_mount,
             "vault_policies": self.vault_policies,
+            "jwks_keys": self.jwks_keys,
         }
         assert set(values) == set(OUTPUTS) - STACK_WIDE, "outputs.py lists them all"
         return values

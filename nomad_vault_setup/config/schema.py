@@ -172,6 +172,9 @@ class ClusterSettings(BaseModel):
 
     jwks_url: HttpUrl = DEFAULT_JWKS_URL
     jwks_ca_pem: PemFile = Field("", alias="jwksCaFile")
+    # How Vault trusts Nomad's keys: it fetches jwksUrl itself, or is given the keys the
+    # program read there (signing_keys.py).
+    key_source: Literal["jwks-url", "static-keys"] = "jwks-url"
     namespace: Namespace = ""
     auth_path: AuthMountPath = DEFAULT_AUTH_PATH
     role_name: VaultName = "nomad-workloads"
@@ -216,6 +219,11 @@ class ClusterSettings(BaseModel):
             raise ValueError(
                 "`nomad setup vault` makes no KV mount, so adopting one is not offered: set"
                 " manageKvMount to false (the default) to adopt"
+            )
+        if adopt and info.data.get("key_source") == "static-keys":
+            raise ValueError(
+                "`nomad setup vault` makes a mount that fetches jwksUrl: adopt it with keySource"
+                " jwks-url (the default), then switch to static-keys in a later `up`"
             )
         return adopt
 

@@ -28,6 +28,7 @@ from nomad_vault_setup.server_kind import VaultServer
 # Stack keys a component's inputs leave out, and why (inputs.py says it too).
 LEFT_OUT = {
     "adopt": "its namespace step needs the stack program's record",
+    "keySource": "retiring a key needs the stack program's record of the last up",
     "nomadConfigDir": "delivery",
     "nomadAgents": "delivery",
     "replaceExistingFiles": "delivery",

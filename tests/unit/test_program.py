@@ -173,6 +173,7 @@ def test_outputs_for_the_default_config(run_program) -> None:
             "policy",
             "kv_mount",
             "vault_policies",
+            "jwks_keys",
             "vault_server",
             "single_form_mount",
         ]

@@ -1,0 +1,94 @@
+"""Static signing keys: Nomad's JWKS read where the program runs, handed to Vault as PEM keys.
+
+For a Vault that cannot reach Nomad (HCP Vault, Vault behind mTLS or another network
+boundary), `keySource: static-keys` sets the JWT mount's `jwt_validation_pubkeys` instead of
+`jwks_url`: Vault never contacts Nomad. Nomad rotates its keys and publishes the next one in
+the JWKS well before it signs with it (prepublishing, Nomad >= 1.8.3), so an `up` in between
+makes Vault trust it in time. A key that leaves the JWKS stays trusted for one more `up`: the
+keys Vault trusts are those the JWKS has now plus those it had at the last `up` (recorded in
+the `jwks_keys` output), so an identity signed just before a key's retirement still logs in.
+"""
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from jwt import PyJWK
+from jwt.exceptions import InvalidKeyError, PyJWKError
+
+from .vault_http import Tls, VaultUnreachable, get
+
+# What Nomad signs with (the mount accepts these algorithms: vault_setup.JWT_SUPPORTED_ALGS).
+_KEY_TYPES = {("RSA", None): "RS256", ("OKP", "Ed25519"): "EdDSA"}
+
+
+class JwksUnavailable(Exception):
+    """The JWKS could not be read from here, or holds no key Vault can use: why."""
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """What the mount trusts (`trusted`), and what the JWKS held at this run (`fetched`, the
+    next run's record); `added` and `retired`: what changed since the last run's record."""
+
+    trusted: tuple[str, ...]
+    fetched: tuple[str, ...]
+    added: tuple[str, ...] = ()
+    retired: tuple[str, ...] = ()
+
+
+def fetch_jwks(url: str, ca_pem: str = "", timeout: float = 10) -> Mapping[str, Any]:
+    """The JWKS document at `url` (TLS verified against `ca_pem` when given, else the system's
+    CAs); raises JwksUnavailable."""
+    try:
+        status, body = get(url, {"Accept": "application/json"}, Tls(ca_pem=ca_pem), timeout)
+    except VaultUnreachable as error:
+        raise JwksUnavailable(f"cannot reach {url} from here: {error}") from None
+    if status != 200:
+        raise JwksUnavailable(f"{url} answered HTTP {status}")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise JwksUnavailable(f"{url} did not answer with JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise JwksUnavailable(f"{url} did not answer with a JWKS (an object with `keys`)")
+    return document
+
+
+def public_keys(jwks: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The JWKS's RSA and Ed25519 signing keys as PEM (sorted, so a run that finds the same
+    keys writes the same list), and what was left out and why (by kid)."""
+    pems, skipped = set(), []
+    for index, jwk in enumerate(jwks.get("keys") or ()):
+        kid = jwk.get("kid", f"#{index}") if isinstance(jwk, dict) else f"#{index}"
+        if not isinstance(jwk, dict):
+            skipped.append(f"{kid}: not an object")
+            continue
+        algorithm = _KEY_TYPES.get((jwk.get("kty"), jwk.get("crv")))
+        if algorithm is None or jwk.get("use", "sig") != "sig":
+            skipped.append(f"{kid}: {jwk.get('kty')} {jwk.get('crv') or ''} key, not used".strip())
+            continue
+        try:
+            key = PyJWK(jwk, algorithm).key
+        except (PyJWKError, InvalidKeyError, ValueError, TypeError) as error:
+            skipped.append(f"{kid}: unreadable ({error})")
+            continue
+        pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        pems.add(pem.decode().strip())
+    return tuple(sorted(pems)), tuple(skipped)
+
+
+def signing_keys(fetched: Iterable[str], recorded: Iterable[str] | None) -> SigningKeys:
+    """What the mount trusts now: the JWKS's keys and those it had at the last run
+    (`recorded`, None for a first run)."""
+    now, before = tuple(sorted(set(fetched))), set(recorded or ())
+    return SigningKeys(
+        trusted=tuple(sorted(set(now) | before)),
+        fetched=now,
+        added=tuple(key for key in now if recorded is not None and key not in before),
+        retired=tuple(sorted(before - set(now))),
+    )

@@ -1,0 +1,192 @@
+"""Static signing keys: the JWKS to PEM, the one-`up` grace of a retired key, and the program
+with `keySource: static-keys` under mocks (tests/e2e/test_static_keys.py runs it for real)."""
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from devtools.issuer import Issuer
+from devtools.mock_program import ProgramRunner
+from nomad_vault_setup import stack as stack_module
+from nomad_vault_setup.config import ConfigError
+from nomad_vault_setup.preflight import PreflightError
+from nomad_vault_setup.resource_types import AUTH_BACKEND
+from nomad_vault_setup.signing_keys import (
+    JwksUnavailable,
+    fetch_jwks,
+    public_keys,
+    signing_keys,
+)
+
+ISSUER = Issuer()
+JWKS = ISSUER.jwks()
+
+
+def pem_of(private_key: Any) -> str:
+    return (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+        .strip()
+    )
+
+
+def test_every_rsa_and_ed25519_key_becomes_pem() -> None:
+    pems, skipped = public_keys(JWKS)
+    assert set(pems) == {pem_of(ISSUER.rsa_key), pem_of(ISSUER.ed25519_key)}
+    assert list(pems) == sorted(pems) and skipped == ()
+
+
+def test_keys_vault_cannot_use_are_left_out_and_said() -> None:
+    jwks = {
+        "keys": [
+            *JWKS["keys"],
+            {"kty": "EC", "crv": "P-256", "kid": "ec", "x": "a", "y": "b"},
+            {**JWKS["keys"][0], "kid": "enc", "use": "enc"},
+            {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+            "not a key",
+        ]
+    }
+    pems, skipped = public_keys(jwks)
+    assert len(pems) == 2
+    assert [entry.split(":")[0] for entry in skipped] == ["ec", "enc", "broken", "#5"]
+
+
+def test_a_retired_key_is_trusted_for_one_more_run() -> None:
+    first = signing_keys(["a", "b"], None)
+    assert (first.trusted, first.added, first.retired) == (("a", "b"), (), ())
+    prepublished = signing_keys(["a", "b", "c"], first.fetched)
+    assert (prepublished.trusted, prepublished.added) == (("a", "b", "c"), ("c",))
+    retired = signing_keys(["b", "c"], prepublished.fetched)
+    assert (retired.trusted, retired.retired) == (("a", "b", "c"), ("a",))
+    after = signing_keys(["b", "c"], retired.fetched)
+    assert (after.trusted, after.added, after.retired) == (("b", "c"), (), ())
+
+
+class _Jwks(BaseHTTPRequestHandler):
+    answer: tuple[int, bytes] = (200, json.dumps(JWKS).encode())
+
+    def do_GET(self) -> None:
+        status, body = self.answer
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def jwks_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ((503, b"down"), "answered HTTP 503"),
+        ((200, b"<html>"), "did not answer with JSON"),
+        ((200, b'{"issuer": "x"}'), "did not answer with a JWKS"),
+    ],
+)
+def test_a_jwks_that_cannot_be_read_says_why(
+    jwks_server, monkeypatch: pytest.MonkeyPatch, answer: tuple[int, bytes], reason: str
+) -> None:
+    monkeypatch.setattr(_Jwks, "answer", answer)
+    url = f"http://127.0.0.1:{jwks_server.server_address[1]}/.well-known/jwks.json"
+    with pytest.raises(JwksUnavailable, match=reason):
+        fetch_jwks(url)
+
+
+def test_an_unreachable_jwks_says_where() -> None:
+    with pytest.raises(JwksUnavailable, match=re.escape("cannot reach http://127.0.0.1:9/")):
+        fetch_jwks("http://127.0.0.1:9/.well-known/jwks.json", timeout=2)
+
+
+def test_the_jwks_is_read_over_http(jwks_server) -> None:
+    url = f"http://127.0.0.1:{jwks_server.server_address[1]}/.well-known/jwks.json"
+    assert fetch_jwks(url) == JWKS
+
+
+# --- the program, under mocks ----------------------------------------------------------
+
+
+@pytest.fixture
+def served_jwks(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What the program reads at jwksUrl: the fetch replaced, so no server is needed."""
+    served: dict[str, Any] = {"jwks": JWKS}
+
+    def fetch(url: str, ca_pem: str = "", timeout: float = 10) -> Any:
+        if isinstance(served["jwks"], Exception):
+            raise served["jwks"]
+        return served["jwks"]
+
+    monkeypatch.setattr(stack_module, "fetch_jwks", fetch)
+    return served
+
+
+STATIC = {"jwksUrl": "https://nomad.example.test/.well-known/jwks.json", "keySource": "static-keys"}
+
+
+def test_static_keys_give_vault_the_keys_not_the_url(
+    run_program: ProgramRunner, served_jwks: dict[str, Any]
+) -> None:
+    run = run_program(STATIC)
+    auth = run.one(AUTH_BACKEND).inputs
+    assert "jwksUrl" not in auth
+    assert sorted(auth["jwtValidationPubkeys"]) == sorted(public_keys(JWKS)[0])
+    assert run.exports["jwks_keys"] == list(public_keys(JWKS)[0])
+
+
+def test_the_keys_recorded_by_the_last_up_stay_trusted_once(
+    run_program: ProgramRunner, served_jwks: dict[str, Any]
+) -> None:
+    recorded = [*public_keys(JWKS)[0], "-----BEGIN PUBLIC KEY-----\nold\n-----END PUBLIC KEY-----"]
+    previous = {
+        "vault_server": {"cluster_id": "cluster-unit", "namespace": ""},
+        "jwks_keys": recorded,
+        "auth_path": "jwt-nomad",
+        "namespace": "",
+    }
+    run = run_program(STATIC, previous_outputs=previous)
+    assert sorted(run.one(AUTH_BACKEND).inputs["jwtValidationPubkeys"]) == sorted(recorded)
+    assert run.exports["jwks_keys"] == list(public_keys(JWKS)[0])
+
+
+def test_the_default_still_has_vault_fetch_the_jwks(run_program: ProgramRunner) -> None:
+    auth = run_program({"jwksUrl": STATIC["jwksUrl"]}).one(AUTH_BACKEND).inputs
+    assert auth["jwksUrl"] == STATIC["jwksUrl"] and "jwtValidationPubkeys" not in auth
+
+
+def test_an_unreadable_jwks_stops_the_program_before_any_resource(
+    run_program: ProgramRunner, served_jwks: dict[str, Any]
+) -> None:
+    served_jwks["jwks"] = JwksUnavailable("https://nomad.example.test/... answered HTTP 503")
+    with pytest.raises(PreflightError, match="nomad-vault-setup:jwksUrl: keySource is static-keys"):
+        run_program(STATIC)
+    assert [r for r in run_program.registered if not r.typ.startswith("pulumi:")] == []
+
+
+def test_a_jwks_without_usable_keys_is_refused(
+    run_program: ProgramRunner, served_jwks: dict[str, Any]
+) -> None:
+    served_jwks["jwks"] = {"keys": [{"kty": "EC", "kid": "ec"}]}
+    with pytest.raises(PreflightError, match="holds no RSA or Ed25519 signing key"):
+        run_program(STATIC)
+
+
+def test_adopting_needs_the_jwks_url(run_program: ProgramRunner) -> None:
+    with pytest.raises(ConfigError, match="adopt it with keySource jwks-url"):
+        run_program({**STATIC, "adopt": "true"})
+    with pytest.raises(ConfigError, match="keySource = 'pem'"):
+        run_program({**STATIC, "keySource": "pem"})
