@@ -6,7 +6,8 @@ boundary), `keySource: static-keys` sets the JWT mount's `jwt_validation_pubkeys
 the JWKS well before it signs with it (prepublishing, Nomad >= 1.8.3), so an `up` in between
 makes Vault trust it in time. A key that leaves the JWKS stays trusted for one more `up`: the
 keys Vault trusts are those the JWKS has now plus those it had at the last `up` (recorded in
-the `jwks_keys` output), so an identity signed just before a key's retirement still logs in.
+the `jwks_keys` output), so an identity signed just before a key's retirement still logs in;
+the mount lists such a key with a label (RETIRING), so the change shows in `pulumi preview`.
 """
 
 import json
@@ -22,6 +23,13 @@ from .vault_http import Tls, VaultUnreachable, get
 
 # What Nomad signs with (the mount accepts these algorithms: vault_setup.JWT_SUPPORTED_ALGS).
 _KEY_TYPES = {("RSA", None): "RS256", ("OKP", "Ed25519"): "EdDSA"}
+
+
+# Written before a key that has left the JWKS, in its last `up` of grace: Vault reads a PEM key
+# from its BEGIN line on, so the text only labels it, for whoever reads the mount's config; and
+# the mount's key list changes the moment a key leaves the JWKS, so `pulumi preview` plans the
+# change and a scheduled `--expect-no-changes` fails on it.
+RETIRING = "Retiring: left Nomad's JWKS, no longer trusted after the next pulumi up\n"
 
 
 class JwksUnavailable(Exception):
@@ -86,9 +94,10 @@ def signing_keys(fetched: Iterable[str], recorded: Iterable[str] | None) -> Sign
     """What the mount trusts now: the JWKS's keys and those it had at the last run
     (`recorded`, None for a first run)."""
     now, before = tuple(sorted(set(fetched))), set(recorded or ())
+    retired = tuple(sorted(before - set(now)))
     return SigningKeys(
-        trusted=tuple(sorted(set(now) | before)),
+        trusted=now + tuple(RETIRING + key for key in retired),
         fetched=now,
         added=tuple(key for key in now if recorded is not None and key not in before),
-        retired=tuple(sorted(before - set(now))),
+        retired=retired,
     )

@@ -7,6 +7,7 @@ leaves nothing behind on `destroy`. The tests of a module run in file order.
 """
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +63,20 @@ class Consumer:
         stop(self.server.pid)
 
 
-@pytest.fixture(scope="module")
-def yaml_consumer(tmp_path_factory: pytest.TempPathFactory):
-    used = Consumer(tmp_path_factory.mktemp("yaml-consumer"))
+def running(root: Path, program: Callable[[Path, Any], auto.Stack]) -> Iterator[Consumer]:
+    """A consumer whose stack runs `program` (consumer.yaml_program or python_program)."""
+    used = Consumer(root)
     try:
-        used.stack = consumer.yaml_program(used.root, used.server)
+        used.stack = program(used.root, used.server)
         consumer.configure(used.stack, jwksUrl=used.issuer_server.jwks_url)
         yield used
     finally:
         used.close()
+
+
+@pytest.fixture(scope="module")
+def yaml_consumer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consumer]:
+    yield from running(tmp_path_factory.mktemp("yaml-consumer"), consumer.yaml_program)
 
 
 def program_file(used: Consumer) -> Path:
@@ -275,14 +281,8 @@ def test_destroy_leaves_nothing(yaml_consumer: Consumer) -> None:
 
 
 @pytest.fixture(scope="module")
-def python_consumer(tmp_path_factory: pytest.TempPathFactory):
-    used = Consumer(tmp_path_factory.mktemp("python-consumer"))
-    try:
-        used.stack = consumer.python_program(used.root, used.server)
-        consumer.configure(used.stack, jwksUrl=used.issuer_server.jwks_url)
-        yield used
-    finally:
-        used.close()
+def python_consumer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consumer]:
+    yield from running(tmp_path_factory.mktemp("python-consumer"), consumer.python_program)
 
 
 def test_a_python_program_uses_the_pip_installed_library(python_consumer: Consumer) -> None:

@@ -7,6 +7,7 @@ import pytest
 from pulumi import automation as auto
 
 from devtools.workload import login_error
+from nomad_vault_setup.signing_keys import RETIRING
 from tests.e2e.harness import Scenario, changes
 from tests.e2e.vault_checks import denied, login, read_secret, write_secret
 
@@ -91,10 +92,17 @@ def test_a_prepublished_key_is_shown_by_preview_and_trusted_after_up(deployed: S
 def test_a_retired_key_is_trusted_for_one_more_up(deployed: Scenario) -> None:
     old = deployed.old_kid  # type: ignore[attr-defined]
     deployed.issuer.retire(old)
+    with pytest.raises(auto.CommandError) as drift:
+        deployed.preview(expect_no_changes=True)
+    assert "1 key(s) left the JWKS since the last `up`" in str(drift.value)
     first = deployed.up()
-    # The mount keeps the old key this time; only the record of the JWKS changes.
-    assert changes(first.summary.resource_changes) == {}
-    assert len(trusted_keys(deployed)) == 3
+    # The mount keeps the old key this time, labelled as retiring.
+    assert changes(first.summary.resource_changes) == {"update": 1}
+    keys = trusted_keys(deployed)
+    assert len(keys) == 3
+    assert [key.split("\n")[0] for key in keys if not key.startswith("-----BEGIN")] == [
+        RETIRING.strip()
+    ]
     assert len(deployed.outputs()["jwks_keys"]) == 2
     assert logs_in(deployed, deployed.issuer.mint_with(old, "web"))
     second = deployed.up()

@@ -17,6 +17,7 @@ from nomad_vault_setup.config import ConfigError
 from nomad_vault_setup.preflight import PreflightError
 from nomad_vault_setup.resource_types import AUTH_BACKEND
 from nomad_vault_setup.signing_keys import (
+    RETIRING,
     JwksUnavailable,
     fetch_jwks,
     public_keys,
@@ -63,7 +64,7 @@ def test_a_retired_key_is_trusted_for_one_more_run() -> None:
     prepublished = signing_keys(["a", "b", "c"], first.fetched)
     assert (prepublished.trusted, prepublished.added) == (("a", "b", "c"), ("c",))
     retired = signing_keys(["b", "c"], prepublished.fetched)
-    assert (retired.trusted, retired.retired) == (("a", "b", "c"), ("a",))
+    assert (retired.trusted, retired.retired) == (("b", "c", RETIRING + "a"), ("a",))
     after = signing_keys(["b", "c"], retired.fetched)
     assert (after.trusted, after.added, after.retired) == (("b", "c"), (), ())
 
@@ -159,7 +160,10 @@ def test_the_keys_recorded_by_the_last_up_stay_trusted_once(
         "namespace": "",
     }
     run = run_program(STATIC, previous_outputs=previous)
-    assert sorted(run.one(AUTH_BACKEND).inputs["jwtValidationPubkeys"]) == sorted(recorded)
+    assert run.one(AUTH_BACKEND).inputs["jwtValidationPubkeys"] == [
+        *public_keys(JWKS)[0],
+        RETIRING + recorded[-1],
+    ]
     assert run.exports["jwks_keys"] == list(public_keys(JWKS)[0])
 
 
