@@ -152,7 +152,19 @@ def start_node(node: Node, join: list[str]) -> None:
 
 
 def unseal(cluster: Cluster, node: Node) -> None:
-    _call(node.address, "PUT", "sys/unseal", body={"key": cluster.unseal_key})
+    """Give the node the unseal key. A joining node answers "not initialized" until its
+    retry_join has reached the leader (a moment, longer on a loaded machine): asked again."""
+
+    def unsealed_or_joining() -> bool:
+        try:
+            _call(node.address, "PUT", "sys/unseal", body={"key": cluster.unseal_key})
+        except RuntimeError as refused:
+            if "not initialized" in str(refused):
+                return False
+            raise
+        return True
+
+    _wait(f"{node.name} to take the unseal key", unsealed_or_joining, node=node)
     _wait(
         f"{node.name} to unseal",
         lambda: not (health(node.address) or {}).get("sealed", True),

@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK
 from jwt.exceptions import InvalidKeyError, PyJWKError
 
 from .vault_http import Tls, VaultUnreachable, get
+
+# A JWKS is a few keys: anything much bigger is not Nomad's, and is not read to the end.
+MAX_JWKS_BYTES = 1 << 20
+# Nomad's RSA keys are 2048-bit; a smaller one in the JWKS is not trusted.
+MIN_RSA_BITS = 2048
+# JWK members of private keys (RFC 7518 6.2.2, 6.3.2; RFC 8037 2): a JWKS never has them.
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k"})
 
 # What Nomad signs with (the mount accepts these algorithms: vault_setup.JWT_SUPPORTED_ALGS).
 _KEY_TYPES = {("RSA", None): "RS256", ("OKP", "Ed25519"): "EdDSA"}
@@ -49,9 +57,12 @@ class SigningKeys:
 
 def fetch_jwks(url: str, ca_pem: str = "", timeout: float = 10) -> Mapping[str, Any]:
     """The JWKS document at `url` (TLS verified against `ca_pem` when given, else the system's
-    CAs); raises JwksUnavailable."""
+    CAs; no redirect followed; at most MAX_JWKS_BYTES within `timeout` seconds in all);
+    raises JwksUnavailable."""
     try:
-        status, body = get(url, {"Accept": "application/json"}, Tls(ca_pem=ca_pem), timeout)
+        status, body = get(
+            url, {"Accept": "application/json"}, Tls(ca_pem=ca_pem), timeout, limit=MAX_JWKS_BYTES
+        )
     except VaultUnreachable as error:
         raise JwksUnavailable(f"cannot reach {url} from here: {error}") from None
     if status != 200:
@@ -62,6 +73,16 @@ def fetch_jwks(url: str, ca_pem: str = "", timeout: float = 10) -> Mapping[str, 
         raise JwksUnavailable(f"{url} did not answer with JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JwksUnavailable(f"{url} did not answer with a JWKS (an object with `keys`)")
+    private = [
+        str(jwk.get("kid", f"#{index}"))
+        for index, jwk in enumerate(document["keys"])
+        if isinstance(jwk, dict) and _PRIVATE_MEMBERS & set(jwk)
+    ]
+    if private:
+        raise JwksUnavailable(
+            f"{url} publishes private key material (key {', '.join(private)}): whoever read it"
+            " can sign any job's identity; rotate Nomad's keyring, then run again"
+        )
     return document
 
 
@@ -74,20 +95,44 @@ def public_keys(jwks: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ..
         if not isinstance(jwk, dict):
             skipped.append(f"{kid}: not an object")
             continue
-        algorithm = _KEY_TYPES.get((jwk.get("kty"), jwk.get("crv")))
+        kty, crv = jwk.get("kty"), jwk.get("crv")
+        algorithm = _KEY_TYPES.get((kty, crv)) if _text_or_none(kty, crv) else None
         if algorithm is None or jwk.get("use", "sig") != "sig":
-            skipped.append(f"{kid}: {jwk.get('kty')} {jwk.get('crv') or ''} key, not used".strip())
+            skipped.append(f"{kid}: a {kty!r} {crv or ''} key, not for signing identities")
+            continue
+        if jwk.get("alg", algorithm) != algorithm:
+            skipped.append(f"{kid}: says alg {jwk.get('alg')!r}, but is a {algorithm} key")
             continue
         try:
             key = PyJWK(jwk, algorithm).key
         except (PyJWKError, InvalidKeyError, ValueError, TypeError) as error:
             skipped.append(f"{kid}: unreadable ({error})")
             continue
+        weakness = _weakness(key)
+        if weakness:
+            skipped.append(f"{kid}: {weakness}")
+            continue
         pem = key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         pems.add(pem.decode().strip())
     return tuple(sorted(pems)), tuple(skipped)
+
+
+def _text_or_none(*values: Any) -> bool:
+    return all(value is None or isinstance(value, str) for value in values)
+
+
+def _weakness(key: Any) -> str | None:
+    """Why an RSA key must not be trusted (Nomad's are 2048-bit), if it must not."""
+    if not isinstance(key, rsa.RSAPublicKey):
+        return None
+    numbers = key.public_numbers()
+    if key.key_size < MIN_RSA_BITS:
+        return f"a {key.key_size}-bit RSA key, below {MIN_RSA_BITS} bits"
+    if numbers.n % 2 == 0 or numbers.e < 3 or numbers.e % 2 == 0:
+        return "not a valid RSA public key (even modulus or exponent)"
+    return None
 
 
 def signing_keys(fetched: Iterable[str], recorded: Iterable[str] | None) -> SigningKeys:

@@ -98,6 +98,10 @@ def static_signing_keys(stack: StackSettings, trusted: dict[str, Any]) -> dict[s
                 f" RSA or Ed25519 signing key ({'; '.join(skipped) or 'no keys'})"
             )
             continue
+        if skipped:
+            pulumi.log.warn(
+                f"{cluster.setting('jwksUrl')}: not trusted, from the JWKS: {'; '.join(skipped)}"
+            )
         recorded = recorded_value(trusted, "jwks_keys", cluster.name)
         found = signing_keys(fetched, recorded if isinstance(recorded, list) else None)
         keys[cluster.name] = found

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -73,9 +74,11 @@ def get(
     tls: Tls,
     timeout: float = 10,
     body: dict[str, Any] | None = None,
+    limit: int | None = None,
 ) -> tuple[int, bytes]:
     """One GET (a POST when there is a `body`): the status and body of whatever answered (an
-    error status included)."""
+    error status included). With a `limit`, the answer must come whole within `timeout`
+    seconds and `limit` bytes (an answer from outside, such as a JWKS, may trickle or flood)."""
     handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
     if _loopback(url):
         # Go's client (the provider's) never proxies a loopback address; urllib would send
@@ -90,7 +93,9 @@ def get(
     request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with opener.open(request, timeout=timeout) as response:
-            return response.status, response.read()
+            if limit is None:
+                return response.status, response.read()
+            return response.status, _read_bounded(response, limit, time.monotonic() + timeout)
     except urllib.error.HTTPError as error:  # sealed, standby, 404...: the body still tells
         return error.code, error.read()
     except ValueError:  # its text would quote the header values: the token among them
@@ -99,6 +104,18 @@ def get(
         ) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         raise VaultUnreachable(str(getattr(error, "reason", error))) from error
+
+
+def _read_bounded(response: Any, limit: int, deadline: float) -> bytes:
+    """The body, read as it arrives, given up past `limit` bytes or the `deadline`."""
+    body = bytearray()
+    while chunk := response.read1(65536):
+        body += chunk
+        if len(body) > limit:
+            raise VaultUnreachable(f"the answer is larger than {limit} bytes")
+        if time.monotonic() > deadline:
+            raise VaultUnreachable("the answer did not arrive in time")
+    return bytes(body)
 
 
 def _loopback(url: str) -> bool:

@@ -4,11 +4,14 @@ with `keySource: static-keys` under mocks (tests/e2e/test_static_keys.py runs it
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from devtools.issuer import Issuer
 from devtools.mock_program import ProgramRunner
@@ -17,6 +20,7 @@ from nomad_vault_setup.config import ConfigError
 from nomad_vault_setup.preflight import PreflightError
 from nomad_vault_setup.resource_types import AUTH_BACKEND
 from nomad_vault_setup.signing_keys import (
+    MAX_JWKS_BYTES,
     RETIRING,
     JwksUnavailable,
     fetch_jwks,
@@ -56,6 +60,67 @@ def test_keys_vault_cannot_use_are_left_out_and_said() -> None:
     pems, skipped = public_keys(jwks)
     assert len(pems) == 2
     assert [entry.split(":")[0] for entry in skipped] == ["ec", "enc", "broken", "#5"]
+
+
+def test_weak_mislabelled_or_malformed_keys_are_not_trusted() -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    rsa_jwk = JWKS["keys"][0]
+    jwks = {
+        "keys": [
+            *JWKS["keys"],
+            {**json.loads(RSAAlgorithm.to_jwk(weak.public_key())), "kid": "weak"},
+            {"kty": "RSA", "kid": "tiny", "n": "Dw", "e": "Aw"},
+            {**rsa_jwk, "kid": "hs", "alg": "HS256"},
+            {"kty": ["RSA"], "kid": "list"},
+        ]
+    }
+    pems, skipped = public_keys(jwks)
+    assert len(pems) == 2
+    assert skipped[0] == "weak: a 1024-bit RSA key, below 2048 bits"
+    assert skipped[1].startswith("tiny: ")
+    assert skipped[2] == "hs: says alg 'HS256', but is a RS256 key"
+    assert skipped[3] == "list: a ['RSA']  key, not for signing identities"
+
+
+def test_a_jwks_publishing_a_private_key_is_refused(jwks_server, monkeypatch) -> None:
+    leaked = {**json.loads(RSAAlgorithm.to_jwk(ISSUER.rsa_key)), "kid": "leaked"}
+    body = json.dumps({"keys": [*JWKS["keys"], leaked]}).encode()
+    monkeypatch.setattr(_Jwks, "answer", (200, body))
+    url = f"http://127.0.0.1:{jwks_server.server_address[1]}/.well-known/jwks.json"
+    with pytest.raises(JwksUnavailable, match=r"publishes private key material \(key leaked\)"):
+        fetch_jwks(url)
+
+
+def test_a_jwks_too_big_is_not_read_to_the_end(jwks_server, monkeypatch) -> None:
+    monkeypatch.setattr(_Jwks, "answer", (200, b" " * (MAX_JWKS_BYTES + 10)))
+    url = f"http://127.0.0.1:{jwks_server.server_address[1]}/.well-known/jwks.json"
+    with pytest.raises(JwksUnavailable, match="larger than 1048576 bytes"):
+        fetch_jwks(url)
+
+
+def test_a_jwks_that_trickles_is_given_up(monkeypatch) -> None:
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # Whole, it would take 10 s and not be JSON: the deadline is what refuses it.
+        with pytest.raises(JwksUnavailable, match="did not arrive in time"):
+            fetch_jwks(f"http://127.0.0.1:{server.server_address[1]}/jwks.json", timeout=1)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_retired_key_is_trusted_for_one_more_run() -> None:
