@@ -3,6 +3,7 @@ with `keySource: static-keys` under mocks (tests/e2e/test_static_keys.py runs it
 
 import json
 import re
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ from nomad_vault_setup.signing_keys import (
     public_keys,
     signing_keys,
 )
+from tests.keys import self_signed
 
 ISSUER = Issuer()
 JWKS = ISSUER.jwks()
@@ -259,3 +261,24 @@ def test_adopting_needs_the_jwks_url(run_program: ProgramRunner) -> None:
         run_program({**STATIC, "adopt": "true"})
     with pytest.raises(ConfigError, match="keySource = 'pem'"):
         run_program({**STATIC, "keySource": "pem"})
+
+
+def test_an_https_jwks_is_trusted_through_its_ca_only(tmp_path) -> None:
+    """jwksCaFile's CA alone: the right one reads the JWKS, another fails verification."""
+    certificate, key = self_signed("nomad.test", ip="127.0.0.1")
+    (tmp_path / "cert.pem").write_text(certificate)
+    (tmp_path / "key.pem").write_text(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Jwks)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    try:
+        assert fetch_jwks(url, ca_pem=certificate) == JWKS
+        other, _ = self_signed("someone-else.test", ip="127.0.0.1")
+        with pytest.raises(JwksUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch_jwks(url, ca_pem=other)
+    finally:
+        server.shutdown()
+        server.server_close()
