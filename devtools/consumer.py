@@ -1,15 +1,16 @@
 """Another team's Pulumi program using NomadVaultSetup: a copy of an example, run for real.
 
-`examples/yaml` reaches the component through its package (`pulumi package add` of this
-repository's `provider/`, as a user would from a path or a git URL); `examples/python` imports
-it as a pip-installed library. The e2e tier and the benchmark run them through the CLI, on a
-throw-away `file://` backend, with the Vault provider's settings in the stack's config as any
-program would carry them.
+`examples/yaml` reaches the component through its package (`pulumi package add` of a copy
+of this repository's package files, as a user would from a path or a git URL);
+`examples/python` imports it as a pip-installed library. The e2e tier and the benchmark run
+them through the CLI, on a throw-away `file://` backend, with the Vault provider's settings in
+the stack's config as any program would carry them.
 """
 
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,30 @@ STACK = "consumer"
 PASSPHRASE = "consumer-only"
 
 
+def package_copy(root: Path) -> Path:
+    """The repository's package files (provider/, nomad_vault_setup/, requirements.txt) copied
+    to `root/package`, with a virtualenv of their own beside provider/ (its PulumiPlugin.yaml
+    says `../venv`) that sees this interpreter's packages through a .pth file.
+
+    Pulumi prepares a package's virtualenv on every `package add` (it upgrades pip there): on
+    the project's own venv that would race the tests using it. The copy's venv is created in
+    seconds and installs nothing: the requirements are satisfied already. Returns provider/.
+    """
+    package = root / "package"
+    shutil.copytree(PACKAGE_DIR, package / "provider", ignore=shutil.ignore_patterns("venv"))
+    shutil.copytree(
+        PROJECT_DIR / "nomad_vault_setup",
+        package / "nomad_vault_setup",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy2(PROJECT_DIR / "requirements.txt", package / "requirements.txt")
+    venv = package / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    (site / "interpreter-packages.pth").write_text(f"{sysconfig.get_paths()['purelib']}\n")
+    return package / "provider"
+
+
 def yaml_program(root: Path, vault: workspace.VaultServer) -> auto.Stack:
     """examples/yaml copied to `root/yaml`, the package added from this repository's path
     (the copy's `packages` entry, relative to the example's place, is dropped first)."""
@@ -34,7 +59,7 @@ def yaml_program(root: Path, vault: workspace.VaultServer) -> auto.Stack:
     project.pop("packages")
     project_file.write_text(yaml.safe_dump(project, sort_keys=False))
     stack = _stack(root, work_dir, vault)
-    cli(stack, "package", "add", str(PACKAGE_DIR))
+    cli(stack, "package", "add", str(package_copy(root)))
     return stack
 
 

@@ -1,9 +1,10 @@
 """NomadVaultSetup in other teams' programs, through the real engine on a real OpenBao.
 
-examples/yaml is copied and given the package with `pulumi package add <repository>/provider`,
-as a user would; examples/python imports the library pip built from the repository. Each goes
-up, lets a Nomad job read its own secret and no other's, changes nothing on a second `up`, and
-leaves nothing behind on `destroy`. The tests of a module run in file order.
+examples/yaml is copied and given the package with `pulumi package add <copy of the
+repository's package files>/provider`, as a user would from a clone; examples/python imports
+the library pip built from the repository. Each goes up, lets a Nomad job read its own
+secret and no other's, changes nothing on a second `up`, and leaves nothing behind on
+`destroy`. The tests of a module run in file order.
 """
 
 import json
@@ -85,7 +86,12 @@ def program_file(used: Consumer) -> Path:
 
 def test_the_package_is_added_from_the_repository_path(yaml_consumer: Consumer) -> None:
     project = yaml.safe_load(program_file(yaml_consumer).read_text())
-    assert project["packages"] == {"nomad-vault-setup": str(consumer.PACKAGE_DIR)}
+    package = yaml_consumer.root / "package" / "provider"
+    assert project["packages"] == {"nomad-vault-setup": str(package)}
+    # A copy of the repository's files: the package as a clone or a git URL gives it.
+    assert (package / "PulumiPlugin.yaml").read_text() == (
+        consumer.PACKAGE_DIR / "PulumiPlugin.yaml"
+    ).read_text()
 
 
 def digest(package: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +125,8 @@ def digest(package: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_advertised_schema_is_the_components(yaml_consumer: Consumer) -> None:
-    printed = consumer.cli(yaml_consumer.stack, "package", "get-schema", str(consumer.PACKAGE_DIR))
+    package = yaml_consumer.root / "package" / "provider"
+    printed = consumer.cli(yaml_consumer.stack, "package", "get-schema", str(package))
     advertised = json.loads(printed)
     assert digest(advertised) == digest(schema())
     assert advertised["name"] == "nomad-vault-setup"
