@@ -476,7 +476,7 @@ def check_live_server(
     if server:
         problems += token_problems(stack, provider)
     if server is None or any(p.startswith(provider.token_setting) for p in problems):
-        _refuse(problems)  # every later check would ask the server with that token
+        refuse(problems)  # every later check would ask the server with that token
     here = vault_server_record(server, provider) if server else None
     previous = previous_outputs(provider) if previous is None else previous
     trusted = here is not None and bool(here["cluster_id"]) and previous.get("vault_server") == here
@@ -493,10 +493,11 @@ def check_live_server(
         stack, provider.owner, inside_namespaces, record, previous, adoption
     )
     if problems or here is None:
-        _refuse(problems)
+        refuse(problems)
     return LiveServer(here, previous, adoption, tuple(unconfigured), record)
 
 
-def _refuse(problems: list[str]) -> None:
+def refuse(problems: list[str]) -> None:
+    """Raise PreflightError listing every problem: nothing has been written."""
     lines = "\n".join(f"  - {problem}" for problem in problems)
     raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")

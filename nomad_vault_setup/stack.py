@@ -25,7 +25,7 @@ from .adoption import Adoption
 from .config import Cluster, StackSettings
 from .config.report import raise_if_any
 from .mount_repair import complete_configs
-from .preflight import PreflightError, check_live_server, recorded_clusters, recorded_value
+from .preflight import check_live_server, recorded_clusters, recorded_value, refuse
 from .resource_types import CLUSTER_COMPONENT, FormerNames
 from .signing_keys import JwksUnavailable, SigningKeys, fetch_jwks, public_keys, signing_keys
 from .vault_setup import ClusterPlan, Imports, NomadVaultSetup, owned_namespace
@@ -116,8 +116,7 @@ def static_signing_keys(stack: StackSettings, trusted: dict[str, Any]) -> dict[s
                 " the last `up`: still trusted by this `up`, dropped by the next one"
             )
     if problems:
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        raise PreflightError(f"refusing to apply this stack, nothing was changed:\n{lines}")
+        refuse(problems)
     return keys
 
 

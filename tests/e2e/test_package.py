@@ -211,22 +211,29 @@ def set_properties(used: Consumer, **properties: Any) -> str:
     return before
 
 
+def refusal(used: Consumer, command: str, **properties: Any) -> str:
+    """What the CLI says when `command` (up or preview) refuses the component with these
+    properties; the program is restored after."""
+    before = set_properties(used, **properties)
+    try:
+        with pytest.raises(auto.CommandError) as failed:
+            getattr(used.stack, command)(color="never")
+    finally:
+        program_file(used).write_text(before)
+    return str(failed.value)
+
+
 def test_bad_inputs_from_yaml_are_refused_naming_each(yaml_consumer: Consumer) -> None:
     snapshot = yaml_consumer.snapshot()
-    before = set_properties(
+    message = refusal(
         yaml_consumer,
+        "up",
         jwksUrl=yaml_consumer.issuer_server.jwks_url,
         authPath="jwt nomad",
         tokenPeriod="soon",
         identityClaim="email",
         roles=[{"name": "wide", "boundClaims": {"nomad_job_id": ["*"]}, "policies": ["ops"]}],
     )
-    try:
-        with pytest.raises(auto.CommandError) as failed:
-            yaml_consumer.stack.up(color="never")
-    finally:
-        program_file(yaml_consumer).write_text(before)
-    message = str(failed.value)
     for name in ("authPath", "tokenPeriod", "identityClaim", "roles[0].boundClaims"):
         assert f"NomadVaultSetup 'nomad' input {name}" in message, name
     assert "invalid NomadVaultSetup 'nomad' inputs, nothing was changed" in message
@@ -240,13 +247,7 @@ def test_an_unknown_or_mistyped_input_is_refused_by_name(yaml_consumer: Consumer
         ({"jwksUrl": jwks, "authPth": "jwt-other"}, "authPth"),
         ({"jwksUrl": jwks, "manageKvMount": "maybe"}, "manageKvMount"),
     ):
-        before = set_properties(yaml_consumer, **properties)
-        try:
-            with pytest.raises(auto.CommandError) as failed:
-                yaml_consumer.stack.preview(color="never")
-        finally:
-            program_file(yaml_consumer).write_text(before)
-        assert expected in str(failed.value)
+        assert expected in refusal(yaml_consumer, "preview", **properties)
 
 
 def test_objects_the_program_did_not_make_are_refused_before_any_write(
@@ -254,18 +255,13 @@ def test_objects_the_program_did_not_make_are_refused_before_any_write(
 ) -> None:
     yaml_consumer.vault.sys.create_or_update_acl_policy("team-policy", 'path "team/*" {}')
     snapshot = yaml_consumer.snapshot()
-    before = set_properties(
+    message = refusal(
         yaml_consumer,
+        "up",
         jwksUrl=yaml_consumer.issuer_server.jwks_url,
         policyName="team-policy",
         manageKvMount=True,  # kvMount `secret`: the server's own KV mount
     )
-    try:
-        with pytest.raises(auto.CommandError) as failed:
-            yaml_consumer.stack.up(color="never")
-    finally:
-        program_file(yaml_consumer).write_text(before)
-    message = str(failed.value)
     assert "refusing to apply this stack, nothing was changed" in message
     assert "NomadVaultSetup 'nomad' input policyName: policy 'team-policy' already exists" in (
         message
