@@ -345,7 +345,7 @@ def test_two_components_writing_one_object_are_refused(
         message
     )
     assert "NomadVaultSetup 'b' input" not in message
-    names = [r.name for r in run_program.registered if r.typ == CLUSTER_COMPONENT]
+    names = sorted(r.name for r in run_program.registered if r.typ == CLUSTER_COMPONENT)
     assert names == ["a", "b"]
 
 
