@@ -67,15 +67,26 @@ outputs: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench.bench $(ARGS)
 	$(PY) -m bench.evaluation
+	$(PY) -m bench.access_audit
 
 ## promote: move the current commit from stack FROM to stack TO after the checks
-## (clean tree, FROM updated from HEAD, no drift, nothing breaking in TO's preview);
-## pass flags with ARGS="--dry-run" or ARGS="--allow-replace"
+## (clean tree, FROM updated from HEAD, no drift, nothing breaking in TO's preview, no job
+## reading another's secrets in TO's access audit); pass flags with ARGS="--dry-run",
+## "--allow-replace", "--jobs staging-jobs.json" or "--allow-risky-jobs"
 FROM ?= dev
 TO ?= staging
 .PHONY: promote
 promote: $(VENV)/.installed
 	$(PY) -m devtools.promote --from '$(FROM)' --to '$(TO)' $(ARGS)
+
+## audit: which secrets each Nomad job can read under stack STACK (jobs from JOBS=jobs.json, a
+## JSON list of {namespace, id, region?}, else from NOMAD_ADDR/NOMAD_TOKEN); exits 1 on a
+## high-severity finding; ARGS="--who-can-read secret/data/prod/db" or "--format json|mermaid"
+STACK ?= dev
+JOBS ?=
+.PHONY: audit
+audit: $(VENV)/.installed
+	$(PY) -m devtools.audit --stack '$(STACK)' $(if $(JOBS),--jobs '$(JOBS)') $(ARGS)
 
 ## docs: regenerate README.md's inputs and outputs tables from Pulumi.yaml and nomad_vault_setup/outputs.py
 .PHONY: docs

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -277,6 +278,11 @@ class IssuerServer:
     then it is answered anyway), so a test can act while a server's fetch of the keys is in
     flight; `unavailable = True` answers 503, as a Nomad behind a proxy with no live server
     would. `jwks_requested` is set whenever a JWKS request arrives.
+
+    It also answers the two calls of Nomad's job API the access audit makes (`GET
+    /v1/regions`, `GET /v1/jobs?namespace=*&region=R`) from `jobs`, JobListStub-shaped dicts
+    with a `Region` key saying where each lives, refusing any request without `X-Nomad-Token`
+    = `nomad_token` when that is set (403, as Nomad's ACLs do).
     """
 
     def __init__(
@@ -284,6 +290,8 @@ class IssuerServer:
     ) -> None:
         self.jwks_requested = threading.Event()
         self.unavailable = False
+        self.jobs: list[dict[str, Any]] = []
+        self.nomad_token = ""
         self.hold_cap = hold_cap
         self._released = threading.Event()
         self._released.set()
@@ -291,7 +299,11 @@ class IssuerServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path.split("?", 1)[0] != JWKS_PATH:
+                path, _, query = self.path.partition("?")
+                if path in ("/v1/regions", "/v1/jobs"):
+                    self._answer(server._job_api(path, query, self.headers))
+                    return
+                if path != JWKS_PATH:
                     self.send_error(404)
                     return
                 server.jwks_requested.set()
@@ -306,6 +318,15 @@ class IssuerServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _answer(self, answer: tuple[int, Any]) -> None:
+                status, document = answer
+                body = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def log_message(self, *args: Any) -> None:
                 """Silence per-request stderr noise."""
 
@@ -315,6 +336,20 @@ class IssuerServer:
         self.url = f"http://{host}:{port}"
         self.jwks_url = self.url + JWKS_PATH
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _job_api(self, path: str, query: str, headers: Any) -> tuple[int, Any]:
+        """Nomad's answer to GET `path`?`query`: the regions, or one region's job stubs."""
+        if self.nomad_token and headers.get("X-Nomad-Token") != self.nomad_token:
+            return 403, "Permission denied"
+        regions = sorted({job.get("Region", "global") for job in self.jobs} or {"global"})
+        if path == "/v1/regions":
+            return 200, regions
+        region = urllib.parse.parse_qs(query).get("region", ["global"])[0]
+        return 200, [
+            {key: value for key, value in job.items() if key != "Region"}
+            for job in self.jobs
+            if job.get("Region", "global") == region
+        ]
 
     def start(self) -> Self:
         self._thread.start()

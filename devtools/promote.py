@@ -8,7 +8,10 @@ that make a bad promotion hard to do by accident:
 3. the source has no drift and no pending changes (refresh + preview show nothing);
 4. the target's preview breaks no running job (see `risky_steps`: it replaces or deletes no
    auth mount, namespace, managed KV mount, agent config file or protected resource, replaces
-   no role, moves no mount and renames no policy) — unless `--allow-replace`.
+   no role, moves no mount and renames no policy) — unless `--allow-replace`;
+5. the access audit of the target (devtools/audit.py) finds no job reading another job's
+   secrets under the target's settings — unless `--allow-risky-jobs`. Its jobs come from
+   `--jobs FILE` or the target's Nomad (NOMAD_ADDR); with neither it is skipped, and said.
 
 Then it shows the target's preview summary and runs `up` on the target bound to that preview's
 update plan (`pulumi preview --save-plan` / `pulumi up --plan`): whatever changed in between
@@ -34,6 +37,8 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from devtools import dev_stack, openbao, workspace
+from devtools.audit import AuditUnavailable, audit_of_stack
+from nomad_vault_setup.audit import Audit
 from nomad_vault_setup.provider_guard import shell_override_problems, token_binding_problem
 from nomad_vault_setup.resource_types import (
     AUTH_BACKEND,
@@ -321,6 +326,8 @@ class Promotion:
     source_config_file: str | None = None
     dry_run: bool = False
     allow_replace: bool = False
+    jobs_file: Path | None = None
+    allow_risky_jobs: bool = False
     say: Callable[[str], None] = print
 
     def run(self) -> None:
@@ -355,6 +362,7 @@ class Promotion:
                 f"`pulumi up --refresh` on {self.source}, check it, and promote again"
             )
         self.say(f"source {self.source}: refresh + preview show no changes")
+        self._audit_target(target)
 
         # The plan holds the target's secrets (encrypted with its secrets provider) and lives
         # only as long as this promotion, in a directory only this user can read.
@@ -371,6 +379,29 @@ class Promotion:
         target.workspace.set_tag(self.target, TAG_COMMIT, head)
         changed = pending_changes(result.summary.resource_changes or {})
         self.say(f"target {self.target}: {changed or 'no changes'}; {message}")
+
+    def _audit_target(self, target: auto.Stack) -> None:
+        """Refuse a target whose jobs would read each other's secrets (high findings)."""
+        environment = {**os.environ, **self.target_env}
+        if self.jobs_file is None and not environment.get("NOMAD_ADDR"):
+            self.say(
+                f"target {self.target}: access audit skipped, no jobs to audit (give --jobs FILE"
+                " or set NOMAD_ADDR to the target's Nomad)"
+            )
+            return
+        try:
+            audit = audit_of_stack(target, self.jobs_file, environment)
+        except AuditUnavailable as error:
+            raise PromotionRefused(
+                f"the access audit of {self.target} cannot run: {error}"
+            ) from None
+        refusal = risky_jobs_refusal(audit, self.target)
+        if refusal is None:
+            self.say(f"target {self.target}: access audit of {len(audit.accesses)} job(s) passed")
+        elif self.allow_risky_jobs:
+            self.say(f"{refusal}\npromoting anyway: --allow-risky-jobs")
+        else:
+            raise PromotionRefused(f"{refusal}\nFix them, or promote with --allow-risky-jobs")
 
     def _check_target(self, target: auto.Stack, plan: Path) -> None:
         """Preview the target (saving its update plan to `plan`) and refuse what is risky."""
@@ -437,6 +468,16 @@ class Promotion:
             ) from None
 
 
+def risky_jobs_refusal(audit: Audit, target: str) -> str | None:
+    """Why `target` must not be promoted as its access audit stands (its high findings)."""
+    if not audit.high:
+        return None
+    listed = "\n".join(
+        f"  - {finding.code}: {finding.subject}: {finding.message}" for finding in audit.high
+    )
+    return f"the access audit of {target} finds jobs reading other jobs' secrets:\n{listed}"
+
+
 def dev_stack_environment(project: Path) -> tuple[dict[str, str], str] | None:
     """The environment and config file `make up` uses for the dev stack, if it ran here."""
     layout = dev_stack.Layout(project)
@@ -460,6 +501,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="promote even if the target's preview would break running jobs (a replaced or "
         "deleted mount, namespace, role or agent file, a moved mount, a renamed policy)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=Path,
+        help="the target's Nomad jobs (JSON list of {namespace, id, region?}) for the access "
+        "audit; default: read them from NOMAD_ADDR, or skip the audit",
+    )
+    parser.add_argument(
+        "--allow-risky-jobs",
+        action="store_true",
+        help="promote even if the access audit finds a job reading another job's secrets",
+    )
     return parser.parse_args(argv)
 
 
@@ -481,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         source_config_file=config_file,
         dry_run=args.dry_run,
         allow_replace=args.allow_replace,
+        jobs_file=args.jobs,
+        allow_risky_jobs=args.allow_risky_jobs,
     )
     try:
         promotion.run()

@@ -282,7 +282,9 @@ CLUSTERS = json.dumps(
 def test_each_cluster_is_a_component_and_a_shared_namespace_is_created_once(run_program) -> None:
     run = run_program({"clusters": CLUSTERS, "namespace": "", "tokenPeriod": "1h"})
     components = sorted(r.name for r in run.of_type(COMPONENT_TYPE))
-    assert components == ["nomad-east", "nomad-edge", "nomad-west"], "registration order is the engine's"
+    assert components == ["nomad-east", "nomad-edge", "nomad-west"], (
+        "registration order is the engine's"
+    )
     (namespace,) = run.of_type(NAMESPACE)
     assert (namespace.name, namespace.inputs["path"]) == ("namespace-nomad", "nomad")
 

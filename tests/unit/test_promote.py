@@ -22,6 +22,9 @@ from devtools.promote import (
     risky_steps,
     source_problems,
 )
+from nomad_vault_setup.access import Job
+from nomad_vault_setup.audit import Audit, cluster_from_settings, run_audit
+from nomad_vault_setup.config.schema import ClusterSettings
 from nomad_vault_setup.resource_types import (
     AUTH_BACKEND,
     CLUSTER_COMPONENT,
@@ -33,6 +36,7 @@ from nomad_vault_setup.resource_types import (
     REMOTE_FILE,
     ROLE,
 )
+from nomad_vault_setup.server_kind import VaultServer
 
 STACK = f"urn:pulumi:staging::{PROJECT}::"
 COMPONENT = f"{CLUSTER_COMPONENT}$"
@@ -409,3 +413,62 @@ def test_promotion_keeps_checkpoints_on_its_stacks_whatever_the_shell_says(
     for env in (promotion.source_env, promotion.target_env):
         assert env["PULUMI_SKIP_CHECKPOINTS"] == "false"
         assert env["PIP_DISABLE_PIP_VERSION_CHECK"] == "1"
+
+
+def audited(monkeypatch: pytest.MonkeyPatch, job_ids: list[str]) -> list[object]:
+    """The target's access audit, on an OpenBao 2.7.2, of jobs `job_ids` in `default`."""
+    asked: list[object] = []
+
+    def audit_of_stack(stack: object, jobs_file: object, environment: object) -> Audit:
+        asked.append(jobs_file)
+        settings = ClusterSettings.model_validate({})
+        jobs = [Job("default", job_id) for job_id in job_ids]
+        cluster = cluster_from_settings("", settings)
+        return run_audit([cluster], jobs, VaultServer("openbao", "2.7.2"))
+
+    monkeypatch.setattr(promote, "audit_of_stack", audit_of_stack)
+    return asked
+
+
+def test_a_target_whose_jobs_read_each_others_secrets_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = audited(monkeypatch, ["web", "web/db"])
+    promotion = Promotion(tmp_path, "dev", "staging", {}, {}, jobs_file=tmp_path / "jobs.json")
+    with pytest.raises(PromotionRefused) as refusal:
+        promotion._audit_target(PlannedStack())
+    assert "prefix-overlap: default/web:" in str(refusal.value)
+    assert "--allow-risky-jobs" in str(refusal.value)
+    assert asked == [tmp_path / "jobs.json"]
+    said: list[str] = []
+    allowed = Promotion(
+        tmp_path,
+        "dev",
+        "staging",
+        {},
+        {},
+        jobs_file=tmp_path,
+        allow_risky_jobs=True,
+        say=said.append,
+    )
+    allowed._audit_target(PlannedStack())
+    assert "promoting anyway: --allow-risky-jobs" in said[-1]
+
+
+def test_the_access_audit_passes_quietly_or_is_skipped_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = audited(monkeypatch, ["web", "api"])
+    said: list[str] = []
+    Promotion(
+        tmp_path, "dev", "staging", {}, {}, jobs_file=tmp_path, say=said.append
+    )._audit_target(PlannedStack())
+    assert said == ["target staging: access audit of 2 job(s) passed"]
+    monkeypatch.delenv("NOMAD_ADDR", raising=False)
+    Promotion(tmp_path, "dev", "staging", {}, {}, say=said.append)._audit_target(PlannedStack())
+    assert "access audit skipped, no jobs to audit" in said[-1]
+    assert len(asked) == 1
+    Promotion(
+        tmp_path, "dev", "staging", {}, {"NOMAD_ADDR": "http://127.0.0.1:4646"}, say=said.append
+    )._audit_target(PlannedStack())
+    assert asked == [tmp_path, None], "with NOMAD_ADDR the jobs come from Nomad"
