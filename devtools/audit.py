@@ -25,7 +25,7 @@ from pulumi import automation as auto
 
 from devtools import workspace
 from nomad_vault_setup.access import Job
-from nomad_vault_setup.audit import Audit, audit_stack, jobs_from_json
+from nomad_vault_setup.audit import Audit, audit_stack, jobs_from_json, request_path
 from nomad_vault_setup.audit_report import render, who_can_read_json, who_can_read_text
 from nomad_vault_setup.config import ConfigError
 from nomad_vault_setup.config.context import ProviderContext
@@ -117,6 +117,8 @@ def jobs_of(jobs_file: Path | None, env: Mapping[str, str]) -> list[Job]:
             return jobs_from_json(json.loads(jobs_file.read_text()))
         except OSError as error:
             raise AuditUnavailable(f"cannot read the jobs file {jobs_file}: {error}") from None
+        except RecursionError:
+            raise AuditUnavailable(f"{jobs_file}: nested too deeply to be a jobs list") from None
         except ValueError as error:
             raise AuditUnavailable(f"{jobs_file}: {error}") from None
     address = env.get("NOMAD_ADDR", "")
@@ -137,11 +139,14 @@ def secrets_of(secrets_file: Path | None) -> list[str]:
         return []
     try:
         listed = json.loads(secrets_file.read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise AuditUnavailable(f"cannot read the secrets file {secrets_file}: {error}") from None
-    if not isinstance(listed, list) or not all(isinstance(s, str) and s.strip("/") for s in listed):
+    if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
         raise AuditUnavailable(f"{secrets_file}: must hold a JSON list of KV data paths")
-    return listed
+    try:
+        return [request_path(secret) for secret in listed]
+    except ValueError as error:
+        raise AuditUnavailable(f"{secrets_file}: {error}") from None
 
 
 def audit_of_stack(
@@ -185,6 +190,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ)
     from devtools.promote import dev_stack_environment  # the dev stack's env, as promote uses it
 
     args = parse_args(argv)
+    if args.who_can_read is not None:
+        try:
+            request_path(args.who_can_read)
+        except ValueError as error:
+            print(f"--who-can-read: {error}", file=sys.stderr)
+            return CANNOT_AUDIT
     project = args.project_dir.resolve()
     stack_env = {**env, **workspace.pulumi_env(base=env)}
     dev = dev_stack_environment(project) if args.stack == "dev" else None
@@ -196,7 +207,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ)
     except (AuditUnavailable, workspace.PulumiMissing, workspace.StackMissing) as error:
         print(f"audit of stack {args.stack} not run: {error}", file=sys.stderr)
         return CANNOT_AUDIT
-    if args.who_can_read:
+    if args.who_can_read is not None:
         answer = who_can_read_json if args.format == "json" else who_can_read_text
         print(answer(audit, args.who_can_read))
         return 0

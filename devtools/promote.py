@@ -38,6 +38,7 @@ from pulumi import automation as auto
 
 from devtools import dev_stack, openbao, workspace
 from devtools.audit import AuditUnavailable, audit_of_stack
+from nomad_vault_setup.access import printable
 from nomad_vault_setup.audit import Audit
 from nomad_vault_setup.provider_guard import shell_override_problems, token_binding_problem
 from nomad_vault_setup.resource_types import (
@@ -396,7 +397,12 @@ class Promotion:
                 f"the access audit of {self.target} cannot run: {error}"
             ) from None
         refusal = risky_jobs_refusal(audit, self.target)
-        if refusal is None:
+        if refusal is None and not audit.accesses:
+            self.say(
+                f"target {self.target}: access audit found no jobs (an empty list, or a"
+                " Nomad token that sees none): nothing checked"
+            )
+        elif refusal is None:
             self.say(f"target {self.target}: access audit of {len(audit.accesses)} job(s) passed")
         elif self.allow_risky_jobs:
             self.say(f"{refusal}\npromoting anyway: --allow-risky-jobs")
@@ -473,7 +479,8 @@ def risky_jobs_refusal(audit: Audit, target: str) -> str | None:
     if not audit.high:
         return None
     listed = "\n".join(
-        f"  - {finding.code}: {finding.subject}: {finding.message}" for finding in audit.high
+        printable(f"  - {finding.code}: {finding.subject}: {finding.message}")
+        for finding in audit.high
     )
     return f"the access audit of {target} finds jobs reading other jobs' secrets:\n{listed}"
 

@@ -187,8 +187,27 @@ def leader(cluster: Cluster) -> Node | None:
 
 
 def standbys(cluster: Cluster) -> list[Node]:
-    active = leader(cluster)
-    return [node for node in cluster.nodes if active and node.name != active.name]
+    """The standbys that serve a request now: unsealed, and forwarding to the active node
+    (a node just restarted or unsealed answers 429 until it knows the new active node, a
+    moment that grows on a loaded machine), waited for up to an election's time."""
+    active = wait_for_leader(cluster)
+
+    def serving() -> list[Node]:
+        return [
+            node
+            for node in cluster.nodes
+            if node.name != active.name and _forwards(node, cluster.token)
+        ]
+
+    return _wait("a standby that forwards requests", serving)
+
+
+def _forwards(node: Node, token: str) -> bool:
+    try:
+        _call(node.address, "GET", "sys/mounts", token)
+    except (RuntimeError, requests.RequestException):
+        return False
+    return True
 
 
 def wait_for_leader(cluster: Cluster, timeout: float = ELECTION_TIMEOUT) -> Node:

@@ -47,9 +47,19 @@ class Job:
     region: str = "global"
 
     def __str__(self) -> str:
-        return f"{self.namespace}/{self.id}" + (
-            "" if self.region == "global" else f"@{self.region}"
-        )
+        """`namespace/id`, `region:namespace/id` outside the global region (neither a region
+        nor a namespace holds `:` or `/`), printable whatever the ID holds."""
+        where = "" if self.region == "global" else f"{self.region}:"
+        return printable(f"{where}{self.namespace}/{self.id}")
+
+
+def printable(text: str) -> str:
+    """`text` with what a terminal acts on or hides (control characters and escape sequences,
+    line breaks, unusual spaces, lone surrogates) written as Python escapes, so a job ID that
+    Nomad accepts cannot forge or hide lines of a report."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode() for char in text
+    )
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,12 @@ class Role:
             if not any(glob_match(pattern, value) for pattern in patterns):
                 return False
         return None if undecided else True
+
+
+def go_lower(text: str) -> str:
+    """Go's strings.ToLower: each character's own lower case (Python's str.lower turns `İ`
+    into two characters and a final `Σ` into `ς`; Go does neither)."""
+    return "".join("i" if char == "\u0130" else char.lower() for char in text)
 
 
 def glob_match(pattern: str, value: str) -> bool:
@@ -116,9 +132,14 @@ class Cluster:
         """The KV v2 data path under which `job`'s secrets live."""
         return f"{self.kv_mount}/data/{job.namespace}/{job.id}"
 
-    def entity(self, job: Job) -> Job | str:
-        """What names `job`'s Vault entity: its ID alone under `identityClaim: job-id`."""
-        return job.id if self.identity_claim == "job-id" else job
+    def entity(self, job: Job) -> str:
+        """The name of `job`'s Vault entity alias as the server matches it: its ID alone under
+        `identityClaim: job-id`, else `region:namespace:ID`; lower-cased, as Vault and
+        OpenBao look aliases up (so `Web` and `web` are one entity: measured on 2.7.2)."""
+        name = (
+            job.id if self.identity_claim == "job-id" else f"{job.region}:{job.namespace}:{job.id}"
+        )
+        return go_lower(name)
 
     def same_entity(self, one: Job, other: Job) -> bool:
         return self.entity(one) == self.entity(other)
@@ -154,6 +175,14 @@ def render_rules(
         pieces[1::2] = values
         rendered.append(Rule("".join(pieces), rule.capabilities))  # type: ignore[arg-type]
     return tuple(rendered)
+
+
+def unknown_templates(rules: Iterable[Rule], accessor: str) -> list[str]:
+    """The template expressions in `rules` other than the job's namespace and ID on this
+    mount's alias (its task, the entity's name, another alias, ...): what they render to per
+    job is not known here, so the rules using them are left out of the answers."""
+    known = {f"identity.entity.aliases.{accessor}.metadata.{claim}" for claim in KNOWN_CLAIMS}
+    return sorted({found for rule in rules for found in _TEMPLATE.findall(rule.path)} - known)
 
 
 @dataclass(frozen=True)
@@ -209,23 +238,37 @@ class JobAccess:
 
 
 def job_access(
-    cluster: Cluster, job: Job, peers: Iterable[Job], refused: str, workload: tuple[Rule, ...]
+    cluster: Cluster,
+    job: Job,
+    peers: Iterable[Job],
+    refused: str,
+    workload: tuple[Rule, ...],
+    evaluated: dict[tuple[str, tuple[Job, ...]], tuple[Acl | None, ...]] | None = None,
 ) -> JobAccess:
     """What `job` can get: a token per role it may use, evaluated in every state its entity
-    can be in (`peers`: the jobs sharing its entity, itself included)."""
+    can be in (`peers`: the jobs sharing its entity, itself included). `evaluated` keeps
+    each (role, states)'s evaluation for the jobs that share them: an ID shared by n jobs
+    would otherwise be evaluated n² times."""
     states = tuple(sorted(set(peers) | {job}))
+    evaluated = {} if evaluated is None else evaluated
     tokens = []
     for role in cluster.roles:
         may_use = role.matches(job)
         if may_use is False:
             continue
-        acls = []
-        for state in states:
-            metadata = {"nomad_namespace": state.namespace, "nomad_job_id": state.id}
-            try:
-                rules = render_rules((*workload, *role.rules), cluster.accessor, metadata, refused)
-                acls.append(Acl(rules))
-            except PolicyRefused:
-                acls.append(None)
-        tokens.append(Token(role, may_use, states, tuple(acls)))
+        if (role.name, states) not in evaluated:
+            evaluated[(role.name, states)] = tuple(
+                _evaluate([*workload, *role.rules], cluster.accessor, state, refused)
+                for state in states
+            )
+        tokens.append(Token(role, may_use, states, evaluated[(role.name, states)]))
     return JobAccess(cluster, job, tuple(tokens))
+
+
+def _evaluate(rules: list[Rule], accessor: str, state: Job, refused: str) -> Acl | None:
+    """The token's ACL while its entity's metadata is `state`'s; None if the server refuses."""
+    metadata = {"nomad_namespace": state.namespace, "nomad_job_id": state.id}
+    try:
+        return Acl(render_rules(rules, accessor, metadata, refused))
+    except PolicyRefused:
+        return None

@@ -20,11 +20,12 @@ Capabilities / CheckAllowedFromNonExactPaths, the same in OpenBao):
 
 from __future__ import annotations
 
-import re
+import copy
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .config.fields import hcl_parser
+from hcl.parser import HclParser
 
 DENY = "deny"
 NOTHING: frozenset[str] = frozenset()
@@ -137,23 +138,67 @@ class Acl:
         return max(candidates, key=lambda candidate: candidate[0])[1]
 
 
+# Vault's pre-0.9 `policy = "..."` shorthand, still accepted (vault/policy.go parsePaths).
+LEGACY_POLICIES = {
+    "read": frozenset({"read", "list"}),
+    "write": frozenset({"create", "read", "update", "delete", "list"}),
+    "sudo": frozenset({"create", "read", "update", "delete", "list", "sudo"}),
+}
+
+
+@functools.cache
+def _item_parser() -> HclParser:
+    """A pyhcl parser that also keeps the top-level items as written: pyhcl folds two blocks
+    for the same path into one dict (the later block's keys win), where Vault keeps both and
+    merges their capabilities."""
+    parser = HclParser()
+    flatten = parser.objectlist_flat
+
+    def keep_top_level(items: list, replace: bool) -> dict:
+        if replace:  # only the top-level object list is flattened with replace
+            parser.top_level_items = copy.deepcopy(items)
+        return flatten(items, replace)
+
+    parser.objectlist_flat = keep_top_level
+    return parser
+
+
 def parse_rules(text: str) -> list[Rule] | None:
-    """The path rules of an HCL policy text; None when this parser cannot see all of them
-    (not HCL, not `path` blocks, or a path written twice: pyhcl keeps only the last block
-    where Vault merges both, so an answer from it could be wrong)."""
+    """The path rules of an HCL policy text, one per block as Vault reads them (a path
+    written twice gives two rules, which Acl merges); None when it is not a policy Vault
+    would take as plain path blocks (not HCL, other keys, a value of the wrong type)."""
+    parser = _item_parser()
+    parser.top_level_items = []
     try:
-        parsed = hcl_parser().parse(text)
+        parser.parse(text)
     except ValueError:
         return None
-    paths = parsed.get("path") if isinstance(parsed, dict) else None
-    if not isinstance(paths, dict):
-        return None
-    if len(re.findall(r'(?m)^\s*path\s*"', text)) != len(paths):
-        return None
     rules = []
-    for path, body in paths.items():
-        capabilities = body.get("capabilities") if isinstance(body, dict) else None
-        if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+    for key, value in parser.top_level_items:
+        if key == "name":
+            continue
+        if key != "path" or not isinstance(value, dict):
             return None
-        rules.append(Rule(path, frozenset(capabilities)))
+        for path, body in value.items():
+            capabilities = _capabilities(body)
+            if capabilities is None:
+                return None
+            rules.append(Rule(path, capabilities))
     return rules
+
+
+def _capabilities(body: object) -> frozenset[str] | None:
+    """A block's capabilities, its legacy `policy` shorthand added as Vault adds it."""
+    if not isinstance(body, dict):
+        return None
+    capabilities = body.get("capabilities", [])
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+        return None
+    legacy = body.get("policy")
+    if legacy is None:
+        return frozenset(capabilities)
+    if legacy == DENY:
+        return frozenset({DENY})
+    if legacy not in LEGACY_POLICIES:
+        return None
+    return frozenset(capabilities) | LEGACY_POLICIES[legacy]

@@ -14,9 +14,9 @@ Findings, by severity (`high` fails `make audit` and gates `make promote`):
   job through a glob or a missing `nomad_job_id` bound;
 - low `unused-role`: no job can use an extra role; `unreadable-secret`: a secret no job
   can read (from the list of secrets given);
-- info `undecided-role`, `unknown-policy`, `unreadable-policy`: what the audit could not
-  see (claims it does not know, policies this stack does not write), so answers are a
-  lower bound there.
+- info `undecided-role`, `undecided-template`, `unknown-policy`, `unreadable-policy`: what
+  the audit could not see (claims it does not know per job, policies this stack does not
+  write), so answers are a lower bound there.
 """
 
 from __future__ import annotations
@@ -28,11 +28,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .access import Cluster, Job, JobAccess, Role, job_access, refused_characters
+from .access import (
+    Cluster,
+    Job,
+    JobAccess,
+    Role,
+    job_access,
+    refused_characters,
+    unknown_templates,
+)
 from .acl import Rule, parse_rules
 from .config import StackSettings
 from .config.schema import ClusterSettings
-from .server_kind import VaultServer
+from .server_kind import VaultServer, job_id_risks
 
 Severity = Literal["high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("high", "medium", "low", "info")
@@ -77,14 +85,38 @@ class Audit:
 
     def who_can_read(self, path: str) -> list[tuple[JobAccess, list[str]]]:
         """Every job whose token can read `path` (relative to its cluster's Vault namespace),
-        with the roles that give it that."""
-        path = path.strip().strip("/")
+        with the roles that give it that. Raises ValueError when `path` is not one."""
+        path = request_path(path)
         readers = []
         for access in self.accesses:
             roles = [t.role.name for t in access.tokens if READ in t.capabilities(path)]
             if roles:
                 readers.append((access, roles))
         return readers
+
+
+def request_path(path: str) -> str:
+    """`path` as a request reaches it: no leading or trailing `/`, a run of `/` as one (the
+    server redirects `a//b` to `a/b`). Raises ValueError for a path no request names (empty,
+    or a `.` or `..` segment, which the server redirects or refuses)."""
+    parts = [part for part in path.strip().split("/") if part]
+    if not parts or any(part in (".", "..") for part in parts):
+        raise ValueError(
+            f"{path!r} is not a Vault path: give one like <kv>/data/<namespace>/<job>/<secret>"
+        )
+    return "/".join(parts)
+
+
+def kv_hint(audit: Audit, path: str) -> str:
+    """For a path under a KV mount but not under its `data/` (the `bao kv get` form): the
+    path a read of that secret requests."""
+    parts = request_path(path).split("/")
+    for access in audit.accesses:
+        mount = access.cluster.kv_mount.split("/")
+        rest = parts[len(mount) :]
+        if parts[: len(mount)] == mount and rest and rest[0] not in ("data", "metadata"):
+            return f"KV v2 secrets are read at {'/'.join([*mount, 'data', *rest])}"
+    return ""
 
 
 def cluster_from_settings(
@@ -146,8 +178,9 @@ def run_audit(
         entities: dict[Job | str, list[Job]] = defaultdict(list)
         for job in jobs:
             entities[cluster.entity(job)].append(job)
+        evaluated: dict = {}
         accesses = [
-            job_access(cluster, job, entities[cluster.entity(job)], refused, workload)
+            job_access(cluster, job, entities[cluster.entity(job)], refused, workload, evaluated)
             for job in jobs
         ]
         audit.accesses += accesses
@@ -187,41 +220,95 @@ def _witnesses(rule: Rule, base: str) -> list[str]:
     return [path for path in found if path == base or path.startswith(base + "/")]
 
 
+def _deepened(witnesses: set[str], base: str, shadows: list[Rule]) -> set[str]:
+    """`witnesses` and paths below them, one segment deeper than the deepest rule without
+    read that reaches under `base`: such a rule (a deny on `x` and on `x/+`) can shadow every
+    witness while a path below them (`x/y/z`) is still read through a broader rule."""
+    depth = max(
+        (
+            rule.path.removeprefix("/").count("/") + 1
+            for rule in shadows
+            if (literal := _literal_prefix(rule)).startswith(base) or base.startswith(literal)
+        ),
+        default=0,
+    )
+    deeper = set(witnesses)
+    for witness in witnesses:
+        path = witness
+        while path.count("/") + 1 <= depth:
+            path += f"/{WITNESS}"
+            deeper.add(path)
+    return deeper
+
+
+def _widens(job_id: str, risks: Mapping[str, str]) -> tuple[bool, bool]:
+    """Whether `job_id`, rendered into the workload policy on a server with `risks`, becomes
+    a glob (a trailing `*`, or a `+` segment: `a+b` stays literal) or adds a path segment."""
+    glob = "glob" in risks and (job_id.endswith("*") or "+" in job_id.split("/"))
+    return glob, "slash" in risks and "/" in job_id
+
+
 def _cross_reads(audit: Audit, cluster: Cluster, accesses: list[JobAccess]) -> None:
     """For each job, the other jobs under whose secrets path one of its tokens can read, and
-    through which roles. Candidates come from each rule's literal prefix (a sorted search),
-    so the work grows with what a job's rules reach, not with every pair of jobs."""
+    through which roles. Jobs holding the same tokens (one entity's jobs) are worked out
+    once; a job itself in another region has the same secrets by design, so is no finding."""
     bases = sorted((cluster.secrets_of(access.job), access.job) for access in accesses)
     keys = [base for base, _ in bases]
-    by_base = dict(bases)
+    owners: dict[str, list[Job]] = defaultdict(list)
+    for base, job in bases:
+        owners[base].append(job)
+    reached: dict[tuple[tuple[str, int], ...], dict[Job, list[str]]] = {}
     for access in accesses:
-        candidates: set[Job] = set()
-        rules = [rule for rule in access.rules if READ in rule.capabilities]
-        for rule in rules:
-            literal = _literal_prefix(rule)
-            start = bisect.bisect_left(keys, literal)
-            end = bisect.bisect_left(keys, literal + "\U0010ffff")
-            candidates.update(job for _, job in bases[start:end])
-            parts = literal.split("/")
-            for cut in range(1, len(parts)):  # the rule reaching inside another job's path
-                owner = by_base.get("/".join(parts[:cut]))
-                if owner is not None:
-                    candidates.add(owner)
-        readable: dict[Job, list[str]] = {}
-        for other in candidates - {access.job}:
-            base = cluster.secrets_of(other)
-            witnesses = {base, f"{base}/{WITNESS}"}
-            for rule in rules:
-                witnesses.update(_witnesses(rule, base))
-            roles = [
-                token.role.name
-                for token in access.tokens
-                if any(READ in token.capabilities(path) for path in witnesses)
-            ]
-            if roles:
-                readable[other] = roles
+        same_tokens = tuple((token.role.name, id(token.acls)) for token in access.tokens)
+        if same_tokens not in reached:
+            reached[same_tokens] = _reached_jobs(access, cluster, (keys, bases), owners)
+        job = access.job
+        readable = {
+            other: roles
+            for other, roles in reached[same_tokens].items()
+            if (other.namespace, other.id) != (job.namespace, job.id)
+        }
         if readable:
-            audit.reads_jobs[(cluster.name, access.job)] = dict(sorted(readable.items()))
+            audit.reads_jobs[(cluster.name, job)] = readable
+
+
+def _reached_jobs(
+    access: JobAccess,
+    cluster: Cluster,
+    sorted_bases: tuple[list[str], list[tuple[str, Job]]],
+    owners: Mapping[str, list[Job]],
+) -> dict[Job, list[str]]:
+    """The jobs under whose secrets path one of `access`'s tokens can read, with the roles.
+    Candidates come from each rule's literal prefix (a sorted search), so the work grows
+    with what a job's rules reach, not with every pair of jobs."""
+    keys, bases = sorted_bases
+    candidates: set[Job] = set()
+    rules = [rule for rule in access.rules if READ in rule.capabilities]
+    for rule in rules:
+        literal = _literal_prefix(rule)
+        index = bisect.bisect_left(keys, literal)
+        while index < len(keys) and keys[index].startswith(literal):
+            candidates.add(bases[index][1])
+            index += 1
+        parts = literal.split("/")
+        for cut in range(1, len(parts)):  # the rule reaching inside another job's path
+            candidates.update(owners.get("/".join(parts[:cut]), ()))
+    shadows = [rule for rule in access.rules if READ not in rule.capabilities]
+    readable: dict[Job, list[str]] = {}
+    for other in sorted(candidates):
+        base = cluster.secrets_of(other)
+        witnesses = {base, f"{base}/{WITNESS}"}
+        for rule in rules:
+            witnesses.update(_witnesses(rule, base))
+        witnesses = _deepened(witnesses, base, shadows)
+        roles = [
+            token.role.name
+            for token in access.tokens
+            if any(READ in token.capabilities(path) for path in witnesses)
+        ]
+        if roles:
+            readable[other] = roles
+    return readable
 
 
 def _names(jobs: Sequence[Job]) -> str:
@@ -234,6 +321,7 @@ def _job_findings(
 ) -> list[Finding]:
     findings = []
     server = audit.server
+    risks = job_id_risks(server)
     for access in accesses:
         job = access.job
         subject = str(job)
@@ -253,11 +341,12 @@ def _job_findings(
         others = audit.reads_jobs.get((cluster.name, job), {})
         default_role = cluster.roles[0].name
         shared = [other for other in others if cluster.same_entity(job, other)]
+        globbing, slashing = _widens(job.id, risks)
         by_workload = [
             o for o, roles in others.items() if o not in shared and default_role in roles
         ]
         by_roles = [o for o in others if o not in shared and o not in by_workload]
-        if shared:
+        if shared and all(other.id == job.id for other in shared):
             add(
                 "high",
                 "shared-entity",
@@ -265,7 +354,15 @@ def _job_findings(
                 " login rewrites the entity's namespace, so its token reads their secrets;"
                 " set identityClaim: unique-id",
             )
-        glob = [char for char in "*+" if char in job.id]
+        elif shared:
+            add(
+                "high",
+                "shared-entity",
+                f"Vault matches entity aliases ignoring case, so it is one entity with"
+                f" {_names(shared)}: its token can carry their namespace and ID and read their"
+                " secrets; rename the job (job IDs that differ only in case)",
+            )
+        glob = [char for char in "*+" if char in job.id] if globbing else []
         if by_workload and glob:
             add(
                 "high",
@@ -287,7 +384,7 @@ def _job_findings(
                 f"the `/` in its ID makes it read inside"
                 f" {_names(by_workload)}'s secrets; rename the job",
             )
-        elif glob or "/" in job.id:
+        elif globbing or slashing:
             add(
                 "medium",
                 "risky-job-id",
@@ -336,12 +433,20 @@ def _role_findings(cluster: Cluster, accesses: list[JobAccess]) -> list[Finding]
                 f"its tokens also carry {', '.join(role.unknown_policies)},"
                 " which this stack does not write: what they grant is not counted",
             )
+        templates = unknown_templates(role.rules, cluster.accessor)
+        if templates:
+            add(
+                "info",
+                "undecided-template",
+                f"its policy is templated on {', '.join(templates)}, which the audit does not"
+                " know per job: the paths using them are not counted",
+            )
         if role.unreadable_policy:
             add(
                 "info",
                 "unreadable-policy",
-                "its inline policy repeats a path or is not plain"
-                " path blocks: what it grants is not counted",
+                "its inline policy is not plain path blocks (other"
+                " keys, or a legacy `policy` value Vault refuses): what it grants is not counted",
             )
     return findings
 
@@ -355,7 +460,7 @@ def _secret_findings(audit: Audit, secrets: Iterable[str]) -> list[Finding]:
                     "low",
                     "unreadable-secret",
                     "",
-                    secret.strip("/"),
+                    request_path(secret),
                     "no job can read it: left over, or its job is missing",
                 )
             )

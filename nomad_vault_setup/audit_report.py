@@ -8,13 +8,14 @@ import json
 from collections import defaultdict
 from itertools import groupby
 
-from .access import JobAccess
-from .audit import Audit, as_json, read_paths, summary
+from .access import JobAccess, printable
+from .audit import Audit, as_json, kv_hint, read_paths, request_path, summary
 
 MAX_CELL = 60
 
 
 def _cell(text: str) -> str:
+    text = printable(text)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
@@ -41,6 +42,11 @@ def as_text(audit: Audit) -> str:
     for finding in audit.findings:
         codes[(finding.cluster, finding.subject)].append(f"{finding.severity}:{finding.code}")
     lines = [f"Access audit on {audit.server}: {len(audit.accesses)} job(s) checked"]
+    if not audit.accesses:
+        lines.append(
+            "No jobs: the list is empty, or the Nomad token sees none (it needs list-jobs in"
+            " every namespace). Nothing was checked."
+        )
 
     def key(access: JobAccess) -> tuple[str, str]:
         return access.cluster.name, access.job.namespace
@@ -65,19 +71,24 @@ def as_text(audit: Audit) -> str:
     lines += ["", "Findings: " + ", ".join(f"{n} {severity}" for severity, n in counts.items())]
     for finding in audit.findings:
         where = f"[{finding.cluster}] " if finding.cluster else ""
-        subject = f"{where}{finding.subject}"
-        lines.append(f"  {finding.severity.upper():6} {finding.code}: {subject}: {finding.message}")
+        subject = printable(f"{where}{finding.subject}")
+        message = printable(finding.message)
+        lines.append(f"  {finding.severity.upper():6} {finding.code}: {subject}: {message}")
     return "\n".join(lines)
 
 
 def who_can_read_text(audit: Audit, path: str) -> str:
     readers = audit.who_can_read(path)
+    shown = printable(request_path(path))
     if not readers:
-        return f"No job can read {path.strip('/')}."
-    lines = [f"{len(readers)} job(s) can read {path.strip('/')}:"]
+        hint = kv_hint(audit, path)
+        return f"No job can read {shown}." + (
+            f" ({printable(hint)}: ask about that.)" if hint else ""
+        )
+    lines = [f"{len(readers)} job(s) can read {shown}:"]
     for access, roles in readers:
         where = f"cluster {access.cluster.name}, " if access.cluster.name else ""
-        lines.append(f"  {where}{access.job} (role {', '.join(roles)})")
+        lines.append(printable(f"  {where}{access.job} (role {', '.join(roles)})"))
     return "\n".join(lines)
 
 
@@ -92,7 +103,7 @@ def who_can_read_json(audit: Audit, path: str) -> str:
         }
         for access, roles in audit.who_can_read(path)
     ]
-    return json.dumps({"path": path.strip("/"), "readers": readers}, indent=2)
+    return json.dumps({"path": request_path(path), "readers": readers}, indent=2)
 
 
 def as_mermaid(audit: Audit) -> str:

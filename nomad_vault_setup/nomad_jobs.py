@@ -4,7 +4,8 @@ The public API's shapes (`github.com/hashicorp/nomad/api`): `GET /v1/regions` li
 federated regions, `GET /v1/jobs?namespace=*&region=R` every job of region R across the
 namespaces the token may see (`JobListStub`: `ID`, `ParentID`, `Namespace`, ...), with the
 ACL token in `X-Nomad-Token`. A periodic or dispatched child (`ParentID` set) logs in with its
-parent's `nomad_job_id`, so only parents are jobs here.
+parent's `nomad_job_id`, so it counts as its parent (listed or not: a child can outlive a
+purged parent).
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ def _ask(address: str, path: str, query: Mapping[str, str], token: str, tls: Tls
         )
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise NomadUnreadable(f"Nomad at {address} answered GET {path} with no JSON") from None
 
 
 def read_jobs(address: str, token: str = "", tls: Tls = NO_TLS_SETTINGS) -> list[Job]:
-    """Every parent job of every region the API lists (in every namespace it shows)."""
+    """Every job of every region the API lists (in every namespace it shows), children as
+    their parent, once each."""
     if urllib.parse.urlsplit(address).scheme not in ("http", "https"):
         raise NomadUnreadable(f"NOMAD_ADDR {address!r} is not an http:// or https:// address")
     regions = _ask(address, "/v1/regions", {}, token, tls)
@@ -57,7 +59,7 @@ def read_jobs(address: str, token: str = "", tls: Tls = NO_TLS_SETTINGS) -> list
         for stub in stubs:
             if not isinstance(stub, dict) or not isinstance(stub.get("ID"), str):
                 raise NomadUnreadable(f"Nomad at {address}: a job in {region} has no ID")
-            if stub.get("ParentID"):
-                continue
-            jobs.append(Job(str(stub.get("Namespace") or "default"), stub["ID"], region))
-    return jobs
+            parent = stub.get("ParentID")
+            job_id = parent if isinstance(parent, str) and parent else stub["ID"]
+            jobs.append(Job(str(stub.get("Namespace") or "default"), job_id, region))
+    return sorted(set(jobs))

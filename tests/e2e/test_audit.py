@@ -49,6 +49,18 @@ ROLES = [
         ),
     },
     {
+        # Vault's legacy `policy = "read"` shorthand and one path written twice (read, then
+        # deny), which pyhcl alone would fold into one block.
+        "name": "reporting",
+        "boundClaims": {"nomad_namespace": ["ci"], "nomad_job_id": ["test-runner"]},
+        "policy": (
+            'path "secret/data/prod/+/config" {\n  capabilities = ["list"]\n'
+            '  policy = "read"\n}\n'
+            'path "secret/data/prod/payments/config" { capabilities = ["read"] }'
+            ' path "secret/data/prod/payments/config" { capabilities = ["deny"] }\n'
+        ),
+    },
+    {
         "name": "db-admin",
         "boundClaims": {"nomad_namespace": ["prod", "staging"], "nomad_job_id": ["db"]},
         "policy": 'path "secret/data/+/db/*" {\n  capabilities = ["read", "list"]\n}\n',
@@ -137,6 +149,14 @@ def expanding_copies(scenario: Scenario) -> dict[str, str]:
     return copies
 
 
+def log_in(scenario: Scenario, job: Job, role: str) -> str | None:
+    """`job`'s token from `role`, or None when the server refuses the login."""
+    jwt = scenario.issuer.mint(job.id, namespace=job.namespace, region=job.region)
+    if workload.login_error(scenario.server.address, jwt, AUTH, role) is not None:
+        return None
+    return workload.login(scenario.server.address, jwt, AUTH, role).token
+
+
 def server_capabilities(address: str, token: str) -> dict[str, frozenset[str]] | None:
     """`sys/capabilities-self` for every probed path; None when the token is refused."""
     response = requests.post(
@@ -158,19 +178,10 @@ def compare(
     many logins, refused tokens and path probes the audit agreed with the server on, and
     every disagreement."""
     address, agreed, disagreements = scenario.server.address, Counter(), []
-    issuer = scenario.issuer
-
-    def log_in(job: Job, role: str) -> str | None:
-        jwt = issuer.mint(job.id, namespace=job.namespace, region=job.region)
-        error = workload.login_error(address, jwt, AUTH, role_names[role])
-        if error is not None:
-            return None
-        return workload.login(address, jwt, AUTH, role_names[role]).token
-
     for access in audit.accesses:
         for role in role_names:
             token_model = access.token(role)
-            token = log_in(access.job, role)
+            token = log_in(scenario, access.job, role_names[role])
             if (token is not None) != (token_model is not None):
                 disagreements.append(f"{access.job} login with {role}: server {token is not None}")
                 continue
@@ -178,7 +189,7 @@ def compare(
             if token is None or token_model is None:
                 continue
             for state, acl in zip(token_model.states, token_model.acls, strict=True):
-                log_in(state, DEFAULT_ROLE)  # the entity's metadata is now `state`'s
+                log_in(scenario, state, DEFAULT_ROLE)  # the entity's metadata is now `state`'s
                 answer = server_capabilities(address, token)
                 if (answer is None) != (acl is None):
                     disagreements.append(
@@ -265,3 +276,33 @@ def test_make_audit_reads_the_stack_and_gates_on_high_findings(
     assert "  staging/db (role " in answer
     shared = settings_of(deployed).clusters[0].settings.identity_claim == "job-id"
     assert ("  default/db (role nomad-workloads)\n" in answer) == shared, "one entity under job-id"
+
+
+def test_ids_that_differ_only_in_case_share_one_entity_and_the_audit_says_so(
+    deployed: Scenario,
+) -> None:
+    """Vault and OpenBao find entity aliases ignoring case, under either identity claim: the
+    second of `Nightly` and `nightly` to log in gets the first's metadata, and reads its
+    secrets (found by an attack review; the audit once compared entity names as written)."""
+    first, second = Job("default", "Nightly"), Job("default", "nightly")
+    deployed.vault.secrets.kv.v2.create_or_update_secret(
+        path="default/Nightly/db", secret={"password": "first's"}, mount_point=KV
+    )
+    assert log_in(deployed, first, DEFAULT_ROLE)
+    token = log_in(deployed, second, DEFAULT_ROLE)
+    response = requests.get(
+        f"{deployed.server.address}/v1/{KV}/data/default/Nightly/db",
+        headers={"X-Vault-Token": token or ""},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["data"] == {"password": "first's"}
+
+    server = probe_server(deployed.server.address)
+    audit = audit_stack(settings_of(deployed), [first, second], server, deployed.outputs())
+    assert {(f.code, f.subject) for f in audit.high} == {
+        ("shared-entity", "default/Nightly"),
+        ("shared-entity", "default/nightly"),
+    }
+    readers = {str(access.job) for access, _ in audit.who_can_read(f"{KV}/data/default/Nightly/db")}
+    assert readers == {"default/Nightly", "default/nightly"}

@@ -18,12 +18,13 @@ from pulumi import automation as auto
 
 from devtools import audit as audit_cli
 from devtools.issuer import Issuer, IssuerServer
-from nomad_vault_setup.access import Cluster, Job, glob_match
+from nomad_vault_setup.access import Cluster, Job, glob_match, go_lower
 from nomad_vault_setup.acl import Acl, PolicyRefused, Rule, parse_rules
 from nomad_vault_setup.audit import (
     audit_stack,
     cluster_from_settings,
     jobs_from_json,
+    request_path,
     run_audit,
 )
 from nomad_vault_setup.audit_report import as_mermaid, as_text, render, who_can_read_text
@@ -99,9 +100,30 @@ def test_plus_star_is_refused_as_vault_refuses_the_policy() -> None:
         read(("secret/data/a+*/x", "read"))
 
 
-def test_repeated_paths_are_not_read_by_a_parser_that_would_drop_one() -> None:
-    twice = 'path "a" {\n capabilities = ["read"]\n}\npath "a" {\n capabilities = ["list"]\n}\n'
-    assert parse_rules(twice) is None
+@pytest.mark.parametrize(
+    "text",
+    [
+        'path "a/*" {\n  capabilities = ["list"]\n  policy = "read"\n}\n',
+        'path "a/*" { capabilities = ["read"] } path "a/*" { capabilities = ["list"] }\n',
+        'path "a/*" {\n  capabilities = ["list"]\n}\n'
+        '"path" "a/*" {\n  capabilities = ["read"]\n}\n',
+        'path "a/*" {\n  capabilities = ["read"]\n}\npath "a/*" {\n  capabilities = ["list"]\n}\n',
+    ],
+    ids=["legacy policy field", "one line", "quoted keyword", "two blocks"],
+)
+def test_every_block_and_the_legacy_policy_field_count_as_vault_merges_them(text: str) -> None:
+    """Texts OpenBao 2.7.2 grants read on `a/x` for (an attack review found pyhcl's view of
+    them lost the read): pyhcl folds repeated blocks, so each block is read as written."""
+    rules = parse_rules(text)
+    assert rules is not None
+    assert Acl(rules).capabilities("a/x") == {"read", "list"}
+
+
+def test_a_legacy_deny_wins_and_what_vault_refuses_is_not_read() -> None:
+    legacy = 'path "a/*" {\n  capabilities = ["read"]\n}\npath "a/x" {\n  policy = "deny"\n}\n'
+    assert Acl(parse_rules(legacy) or []).capabilities("a/x") == frozenset()
+    assert parse_rules('path "a" {\n  policy = "bogus"\n}\n') is None
+    assert parse_rules('other "a" {\n  capabilities = ["read"]\n}\n') is None
     assert parse_rules("not hcl {") is None
     assert parse_rules('path "a/*" {\n capabilities = ["read"]\n}\n') == [
         Rule("a/*", frozenset({"read"}))
@@ -309,15 +331,18 @@ def nomad() -> IssuerServer:
         {"ID": "report", "ParentID": "", "Namespace": "prod"},
         {"ID": "report/periodic-1700000000", "ParentID": "report", "Namespace": "prod"},
         {"ID": "web", "ParentID": "", "Namespace": "default", "Region": "east"},
+        {"ID": "purged/dispatch-1", "ParentID": "purged", "Namespace": "prod"},
     ]
     yield server
     server.stop()
 
 
 def test_jobs_are_read_from_every_region_and_children_are_their_parents(nomad) -> None:
-    assert sorted(read_jobs(nomad.url)) == [
+    """A child logs in with its parent's ID, even when the parent was purged."""
+    assert read_jobs(nomad.url) == [
         Job("default", "web", "east"),
         Job("default", "web", "global"),
+        Job("prod", "purged", "global"),
         Job("prod", "report", "global"),
     ]
 
@@ -326,7 +351,7 @@ def test_nomads_acl_refusal_and_an_unreachable_nomad_are_said(nomad) -> None:
     nomad.nomad_token = "s3cret-token"
     with pytest.raises(NomadUnreadable, match="HTTP 403"):
         read_jobs(nomad.url, token="wrong")
-    assert len(read_jobs(nomad.url, token="s3cret-token")) == 3
+    assert len(read_jobs(nomad.url, token="s3cret-token")) == 4
     with pytest.raises(NomadUnreadable, match="cannot reach Nomad"):
         read_jobs("http://127.0.0.1:1")
     with pytest.raises(NomadUnreadable, match="not an http"):
@@ -372,3 +397,147 @@ def test_the_command_refuses_unusable_input_with_what_to_do(tmp_path: Path) -> N
         audit_cli.server_of(None, {}, {})
     assert audit_cli.server_of("openbao:2.7.2", {}, {}) == OPENBAO
     assert audit_cli.stack_settings({}).clusters[0].settings.identity_claim == "unique-id"
+
+
+# --- what an attack review found (each was a silent wrong answer before) ---
+
+
+@pytest.mark.parametrize("identity_claim", ["unique-id", "job-id"])
+@pytest.mark.parametrize(
+    ("victim", "attacker"),
+    [
+        (Job("default", "web"), Job("default", "Web")),
+        (Job("prod", "kafka"), Job("prod", "\u212aafka")),
+    ],
+    ids=["case", "kelvin sign"],
+)
+def test_ids_that_differ_only_in_case_are_one_entity(identity_claim, victim, attacker) -> None:
+    """OpenBao 2.7.2 finds entity aliases ignoring case (Go's strings.ToLower, which folds the
+    Kelvin sign into `k`): the second job's token carries the first's metadata."""
+    audit = run_audit([cluster(identity_claim)], [victim, attacker], OPENBAO)
+    assert readers(audit, f"secret/data/{victim.namespace}/{victim.id}/db") == {
+        str(victim),
+        str(attacker),
+    }
+    assert {(f.code, f.subject) for f in audit.high} == {
+        ("shared-entity", str(victim)),
+        ("shared-entity", str(attacker)),
+    }
+    assert "ignoring case" in audit.high[0].message
+
+
+def test_go_lower_folds_each_character_alone() -> None:
+    assert go_lower("\u0130STANBUL\u03a3") == "istanbul\u03c3", (
+        "Python's lower gives i\u0307, \u03c2"
+    )
+
+
+def test_the_same_job_in_two_regions_is_no_finding() -> None:
+    jobs = [Job("default", "web"), Job("default", "web", "east")]
+    for identity_claim in ("unique-id", "job-id"):
+        audit = run_audit([cluster(identity_claim)], jobs, OPENBAO)
+        assert audit.findings == [], identity_claim
+        assert readers(audit, "secret/data/default/web/x") == {"default/web", "east:default/web"}
+
+
+def test_a_path_below_every_deny_is_still_found_as_read() -> None:
+    """Deny `x` and `x/+` shadow both witnesses the search used to try; `x/y/z` is read."""
+    ops = {
+        "name": "ops",
+        "boundClaims": {"nomad_namespace": ["prod"], "nomad_job_id": ["api"]},
+        "policy": (
+            'path "secret/data/prod/*" {\n  capabilities = ["read"]\n}\n'
+            'path "secret/data/prod/payments" {\n  capabilities = ["deny"]\n}\n'
+            'path "secret/data/prod/payments/+" {\n  capabilities = ["deny"]\n}\n'
+        ),
+    }
+    jobs = [Job("prod", "api"), Job("prod", "payments")]
+    audit = run_audit([cluster(roles=[ops])], jobs, OPENBAO)
+    assert "prod/api" in readers(audit, "secret/data/prod/payments/ledger/key")
+    assert audit.reads_jobs[("", Job("prod", "api"))] == {Job("prod", "payments"): ["ops"]}
+    assert [f.code for f in audit.findings if f.subject == "prod/api"] == ["role-reads-other-jobs"]
+
+
+def test_a_job_sorting_after_the_search_bound_is_still_found() -> None:
+    audit = audit_of(["*", "\U0010ffffdb"], VAULT_1_14)
+    assert [f.code for f in audit.high] == ["glob-job-id"]
+
+
+@pytest.mark.parametrize("job_id", ["a+b", "+b", "a*b", "a+"])
+def test_a_literal_star_or_plus_is_no_risk_on_vault_1_14(job_id: str) -> None:
+    """Only a trailing `*` or a whole `+` segment is a wildcard once rendered."""
+    assert audit_of([job_id], VAULT_1_14).findings == []
+
+
+@pytest.mark.parametrize("job_id", ["web*", "x/+", "web/db"])
+def test_an_id_that_would_widen_is_a_risk_before_any_victim_exists(job_id: str) -> None:
+    assert [f.code for f in audit_of([job_id], VAULT_1_14).findings] == ["risky-job-id"]
+
+
+def test_a_policy_templated_on_the_task_is_said_not_counted() -> None:
+    by_task = {
+        "name": "by-task",
+        "boundClaims": {"nomad_namespace": ["default"]},
+        "policy": (
+            'path "secret/data/{{identity.entity.aliases.auth_jwt_audit.metadata.nomad_namespace}}'
+            '/{{identity.entity.aliases.auth_jwt_audit.metadata.nomad_task}}/*" {\n'
+            '  capabilities = ["read"]\n}\n'
+        ),
+    }
+    audit = run_audit([cluster(roles=[by_task])], [Job("default", "web")], OPENBAO)
+    (finding,) = [f for f in audit.findings if f.code == "undecided-template"]
+    assert "metadata.nomad_task" in finding.message and finding.severity == "info"
+
+
+def test_a_job_id_cannot_forge_or_hide_report_lines() -> None:
+    forged = "x\nFindings: 0 high, 0 medium, 0 low, 0 info\x1b[8m\xa0\ud800"
+    audit = audit_of([forged, "*"], VAULT_1_14)
+    text = as_text(audit) + who_can_read_text(audit, "secret/data/default/x")
+    forged_lines = [line for line in text.splitlines() if line.startswith("Findings:")]
+    assert len(forged_lines) == 1, "the forged line stays inside its cell"
+    assert all(char.isprintable() for char in text.replace("\n", "")), "nothing raw"
+    assert "x\\nFindings" in text and "\\x1b[8m\\xa0\\ud800" in text
+    text.encode()  # a lone surrogate no longer breaks the output
+    assert json.loads(render(audit, "json"))["jobs"][1]["id"] == forged, "JSON keeps it as is"
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/secret//data/default/web/x/", "secret/data/default/web/x"),
+        (" secret/data/a ", "secret/data/a"),
+    ],
+)
+def test_a_path_is_asked_about_as_a_request_reaches_it(path: str, shown: str) -> None:
+    assert request_path(path) == shown
+
+
+@pytest.mark.parametrize("path", ["", "/", "secret/data/default/../prod/db", "secret/./x"])
+def test_a_path_no_request_names_is_refused(path: str) -> None:
+    with pytest.raises(ValueError, match="not a Vault path"):
+        request_path(path)
+
+
+def test_the_kv_get_form_of_a_path_gets_a_hint() -> None:
+    audit = audit_of(["web"], OPENBAO)
+    answer = who_can_read_text(audit, "secret/default/web/db")
+    assert answer.startswith("No job can read secret/default/web/db.")
+    assert "read at secret/data/default/web/db" in answer
+
+
+def test_deeply_nested_or_unreadable_inputs_are_refused_not_crashed(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(audit_cli.AuditUnavailable, match="nested too deeply"):
+        audit_cli.jobs_of(deep, {})
+    with pytest.raises(audit_cli.AuditUnavailable, match="secrets file"):
+        audit_cli.secrets_of(deep)
+    dotted = tmp_path / "secrets.json"
+    dotted.write_text('["secret/data/../x"]')
+    with pytest.raises(audit_cli.AuditUnavailable, match="not a Vault path"):
+        audit_cli.secrets_of(dotted)
+
+
+def test_who_can_read_with_an_empty_path_is_refused_before_anything_runs(capsys) -> None:
+    assert audit_cli.main(["--who-can-read", ""], env={}) == audit_cli.CANNOT_AUDIT
+    assert "not a Vault path" in capsys.readouterr().err
