@@ -4,8 +4,11 @@ The audit is pure computation over the stack's settings and the jobs list (no se
 cost is what an operator waits for in `make audit` and in `make promote`'s audit gate. Two
 shapes: the default role only, and the same plus a broad extra role (`secret/data/*` for every
 job of one Nomad namespace), which makes every job of that namespace a reader of every other —
-the audit's worst case, because each such job's cross-reads must all be listed. A script, not
-a test: `make bench` prints it; nothing fails on time.
+the audit's worst case, because each such job's cross-reads must all be listed. Then one job
+ID in 100, 200 and 400 Nomad namespaces under `identityClaim: job-id`: one entity whose token
+is evaluated in every namespace's state (an attack review measured 6, 46 and 334 s for this
+before one entity's jobs were evaluated once). A script, not a test: `make bench` prints it;
+nothing fails on time.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from nomad_vault_setup.config.schema import ClusterSettings
 from nomad_vault_setup.server_kind import VaultServer
 
 SIZES = (1_000, 5_000, 10_000)
+SHARED_ID_NAMESPACES = (100, 200, 400)
 RUNS = 3
 NAMESPACES = ("default", "prod", "batch", "ci")
 BROAD_NAMESPACE_JOBS = 200  # jobs in the broad role's namespace, whatever the total
@@ -32,8 +36,10 @@ BROAD_ROLE = {
 }
 
 
-def cluster(roles: list[dict]) -> Cluster:
-    settings = ClusterSettings.model_validate({"roles": json.dumps(roles)})
+def cluster(roles: list[dict], identity_claim: str = "unique-id") -> Cluster:
+    settings = ClusterSettings.model_validate(
+        {"roles": json.dumps(roles), "identityClaim": identity_claim}
+    )
     return cluster_from_settings("", settings)
 
 
@@ -78,6 +84,13 @@ def main() -> int:
                 f"{audited / size * 1e6:>7.0f}µs {asked * 1000:>11.1f}ms "
                 f"{cross:>12} {len(audit.findings):>9}"
             )
+    print(f"\n{'one job ID in':>13} {'audit':>9} {'findings':>9}   (identityClaim job-id)")
+    for namespaces in SHARED_ID_NAMESPACES:
+        fleet = [Job(f"team-{index}", "web") for index in range(namespaces)]
+        started = time.perf_counter()
+        audit = run_audit([cluster([], "job-id")], fleet, OPENBAO)
+        audited = time.perf_counter() - started
+        print(f"{namespaces:>3} namespaces {audited:>8.2f}s {len(audit.findings):>9}")
     return 0
 
 

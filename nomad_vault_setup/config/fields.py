@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from hcl.parser import HclParser
 from pydantic import AfterValidator, BeforeValidator
 
+from ..acl import parse_rules
 from ..durations import MAX_SECONDS, parse_duration
 from ..nomad_config import hcl1_problem
 
@@ -353,6 +354,13 @@ def hcl_parser() -> HclParser:
     return HclParser()
 
 
+# What Vault's or OpenBao's policy parser takes (`subscribe` and `recover`: HashiCorp Vault
+# only, which a typo such as `reed` is not).
+CAPABILITIES = frozenset(
+    {"deny", "create", "read", "update", "patch", "delete", "list", "sudo", "subscribe", "recover"}
+)
+
+
 def acl_policy_problem(text: str) -> str | None:
     """Why `text` is not an HCL ACL policy this program can write, if it is not.
 
@@ -373,8 +381,18 @@ def acl_policy_problem(text: str) -> str | None:
     except ValueError as error:
         return f"is not valid HCL ({str(error).splitlines()[0][:120]})"
     paths = parsed.get("path") if isinstance(parsed, dict) else None
-    if set(parsed) != {"path"} or not isinstance(paths, dict) or not paths:
+    rules = parse_rules(text)
+    if set(parsed) != {"path"} or not isinstance(paths, dict) or not paths or rules is None:
         return 'must hold `path "<path>" { capabilities = [...] }` blocks and nothing else'
+    for rule in rules:
+        unknown = sorted(rule.capabilities - CAPABILITIES)
+        if unknown:
+            return (
+                f"path {rule.path!r}: unknown capabilities {', '.join(unknown)}"
+                f" (allowed: {', '.join(sorted(CAPABILITIES))})"
+            )
+        if "+*" in rule.path:
+            return f"path {rule.path!r}: Vault refuses `+*` in a path"
     return None
 
 

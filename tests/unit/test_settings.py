@@ -847,6 +847,10 @@ def test_the_dev_stack_runs_on_its_shells_vault_settings(stack_config, monkeypat
         ('\ufeff{"path": {}}', "byte order mark"),
         ('{"path": {"x": {"capabilities": ["read"]}}}', "HCL, not JSON"),
         ('path "x" {}\x00', "control characters"),
+        ('path "x" {\n  capabilities = ["reed"]\n}\n', "unknown capabilities reed (allowed:"),
+        ('path "x/+*" {\n  capabilities = ["read"]\n}\n', "refuses `+*`"),
+        ('path "x" {\n  policy = "readonly"\n}\n', "blocks and nothing else"),
+        ('path "x" {\n  capabilities = "read"\n}\n', "blocks and nothing else"),
     ],
 )
 def test_an_inline_policy_vault_would_refuse_is_refused_first(policy: str, says: str) -> None:
