@@ -189,10 +189,13 @@ def leader(cluster: Cluster) -> Node | None:
 def standbys(cluster: Cluster) -> list[Node]:
     """The standbys that serve a request now: unsealed, and forwarding to the active node
     (a node just restarted or unsealed answers 429 until it knows the new active node, a
-    moment that grows on a loaded machine), waited for up to an election's time."""
-    active = wait_for_leader(cluster)
+    moment that grows on a loaded machine), waited for up to an election's time. The
+    active node is asked again each time: an election may move it while we wait."""
 
     def serving() -> list[Node]:
+        active = leader(cluster)
+        if active is None:
+            return []
         return [
             node
             for node in cluster.nodes
@@ -203,11 +206,14 @@ def standbys(cluster: Cluster) -> list[Node]:
 
 
 def _forwards(node: Node, token: str) -> bool:
+    """Whether the node answers an authenticated read (a standby forwards it)."""
     try:
-        _call(node.address, "GET", "sys/mounts", token)
-    except (RuntimeError, requests.RequestException):
+        response = requests.get(
+            f"{node.address}/v1/sys/mounts", headers={"X-Vault-Token": token}, timeout=2
+        )
+    except requests.RequestException:
         return False
-    return True
+    return response.ok
 
 
 def wait_for_leader(cluster: Cluster, timeout: float = ELECTION_TIMEOUT) -> Node:

@@ -20,6 +20,7 @@ grants, over time, what any of those jobs' metadata renders to. `states` are tho
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -48,18 +49,30 @@ class Job:
 
     def __str__(self) -> str:
         """`namespace/id`, `region:namespace/id` outside the global region (neither a region
-        nor a namespace holds `:` or `/`), printable whatever the ID holds."""
+        nor a namespace holds `:` or `/`), as written: reports pass it through `printable`."""
         where = "" if self.region == "global" else f"{self.region}:"
-        return printable(f"{where}{self.namespace}/{self.id}")
+        return f"{where}{self.namespace}/{self.id}"
 
 
 def printable(text: str) -> str:
     """`text` with what a terminal acts on or hides (control characters and escape sequences,
-    line breaks, unusual spaces, lone surrogates) written as Python escapes, so a job ID that
-    Nomad accepts cannot forge or hide lines of a report."""
+    line breaks, unusual spaces, lone surrogates, combining marks, blank fillers) written as
+    Python escapes, and `\\` doubled, so a job ID that Nomad accepts can neither forge or hide
+    a line of a report nor pass for another ID."""
     return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode() for char in text
+        char
+        if char != "\\" and char.isprintable() and not _invisible(char)
+        else char.encode("unicode_escape").decode()
+        for char in text
     )
+
+
+# Printable to Python yet drawn as nothing: Hangul fillers, the braille blank, ...
+_BLANK_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
+def _invisible(char: str) -> bool:
+    return char in _BLANK_FILLERS or unicodedata.category(char).startswith("M")
 
 
 @dataclass(frozen=True)

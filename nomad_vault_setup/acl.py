@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from hcl.lexer import Lexer
 from hcl.parser import HclParser
 
 DENY = "deny"
@@ -163,10 +166,43 @@ def _item_parser() -> HclParser:
     return parser
 
 
+def misread_form(text: str) -> str | None:
+    """What in `text` pyhcl would read otherwise than Vault, if anything: a block with a
+    second label (`path "a" "x" {...}`: Vault takes the first label as the path and the body
+    as written, pyhcl nests the body under `x`), `path = {...}`, or a string escape other
+    than `\\"` and `\\\\` (Vault decodes `\\u002a` into a `*`, pyhcl keeps the text). An
+    attack review made each grant a read the audit did not see."""
+    if any(escaped not in '"\\' for escaped in re.findall(r"\\(.)", text, re.S)):
+        return 'a backslash other than in \\" or \\\\ (Vault decodes escapes such as \\u002a)'
+    lexer = Lexer()
+    lexer.input(text)
+    tokens = list(iter(lexer.token, None))
+    depth = 0
+    for index, token in enumerate(tokens):
+        if token.type in ("LEFTBRACE", "LEFTBRACKET"):
+            depth += 1
+        elif token.type in ("RIGHTBRACE", "RIGHTBRACKET"):
+            depth -= 1
+        elif depth == 0 and token.type in ("IDENTIFIER", "STRING") and token.value == "path":
+            labels = list(itertools.takewhile(lambda t: t.type == "STRING", tokens[index + 1 :]))
+            if len(labels) != 1:
+                return (
+                    'a path block with a second label or as `path = {...}` (write `path "<path>"'
+                    " {...}`)"
+                )
+    return None
+
+
 def parse_rules(text: str) -> list[Rule] | None:
     """The path rules of an HCL policy text, one per block as Vault reads them (a path
     written twice gives two rules, which Acl merges); None when it is not a policy Vault
-    would take as plain path blocks (not HCL, other keys, a value of the wrong type)."""
+    would take as plain path blocks (not HCL, other keys, a value of the wrong type), or
+    one pyhcl would read otherwise than Vault."""
+    try:
+        if misread_form(text):
+            return None
+    except ValueError:
+        return None
     parser = _item_parser()
     parser.top_level_items = []
     try:
@@ -188,17 +224,17 @@ def parse_rules(text: str) -> list[Rule] | None:
 
 
 def _capabilities(body: object) -> frozenset[str] | None:
-    """A block's capabilities, its legacy `policy` shorthand added as Vault adds it."""
+    """A block's capabilities as Vault's parser leaves them: the legacy `policy` shorthand
+    added, and `deny` alone once it is there (a block of `["deny", "read"]` denies)."""
     if not isinstance(body, dict):
         return None
     capabilities = body.get("capabilities", [])
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
         return None
     legacy = body.get("policy")
-    if legacy is None:
-        return frozenset(capabilities)
-    if legacy == DENY:
-        return frozenset({DENY})
-    if legacy not in LEGACY_POLICIES:
-        return None
-    return frozenset(capabilities) | LEGACY_POLICIES[legacy]
+    granted = frozenset(capabilities)
+    if legacy is not None:
+        if not isinstance(legacy, str) or legacy not in (DENY, *LEGACY_POLICIES):
+            return None
+        granted |= LEGACY_POLICIES.get(legacy, frozenset({DENY}))
+    return frozenset({DENY}) if DENY in granted else granted

@@ -14,9 +14,12 @@ Findings, by severity (`high` fails `make audit` and gates `make promote`):
   job through a glob or a missing `nomad_job_id` bound;
 - low `unused-role`: no job can use an extra role; `unreadable-secret`: a secret no job
   can read (from the list of secrets given);
-- info `undecided-role`, `undecided-template`, `unknown-policy`, `unreadable-policy`: what
-  the audit could not see (claims it does not know per job, policies this stack does not
-  write), so answers are a lower bound there.
+- medium `undecided-template`: an extra role's policy templated on something other than the
+  job's namespace and ID (its task names, which the job chooses): not counted, and a job
+  may reach other jobs' secrets through it;
+- info `undecided-role`, `unknown-policy`, `unreadable-policy`: what the audit could not
+  see (claims it does not know per job, policies this stack does not write), so answers
+  are a lower bound there.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ from .server_kind import VaultServer, job_id_risks
 Severity = Literal["high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("high", "medium", "low", "info")
 READ = "read"
-# A secret name no job is assumed to use: `<kv>/data/<ns>/<job>/<WITNESS>` stands for "any
-# secret under the job's path" when asking whether another job's token reaches there.
-WITNESS = "any-secret"
+# A secret name no rule can name (no policy or job ID holds a NUL): `<kv>/data/<ns>/<job>/
+# <WITNESS>` stands for every name no rule mentions when asking whether another job's token
+# reaches there. A printable name could be targeted by a deny (`.../a*` shadows `any-...`).
+WITNESS = "\0"
 LISTED = 5  # jobs named per finding before "and N more"
 
 
@@ -58,6 +62,7 @@ class Finding:
     cluster: str
     subject: str  # the job or role it is about
     message: str
+    job: Job | None = None  # the job it is about, to match it to its row
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -107,6 +112,9 @@ def request_path(path: str) -> str:
     return "/".join(parts)
 
 
+KV_V2_PATHS = ("data", "metadata", "subkeys", "delete", "undelete", "destroy", "config")
+
+
 def kv_hint(audit: Audit, path: str) -> str:
     """For a path under a KV mount but not under its `data/` (the `bao kv get` form): the
     path a read of that secret requests."""
@@ -114,7 +122,7 @@ def kv_hint(audit: Audit, path: str) -> str:
     for access in audit.accesses:
         mount = access.cluster.kv_mount.split("/")
         rest = parts[len(mount) :]
-        if parts[: len(mount)] == mount and rest and rest[0] not in ("data", "metadata"):
+        if parts[: len(mount)] == mount and rest and rest[0] not in KV_V2_PATHS:
             return f"KV v2 secrets are read at {'/'.join([*mount, 'data', *rest])}"
     return ""
 
@@ -327,7 +335,7 @@ def _job_findings(
         subject = str(job)
 
         def add(severity: Severity, code: str, message: str) -> None:
-            findings.append(Finding(severity, code, cluster.name, subject, message))  # noqa: B023
+            findings.append(Finding(severity, code, cluster.name, subject, message, job))  # noqa: B023
 
         if access.tokens and all(token.refused for token in access.tokens):
             add(
@@ -436,10 +444,12 @@ def _role_findings(cluster: Cluster, accesses: list[JobAccess]) -> list[Finding]
         templates = unknown_templates(role.rules, cluster.accessor)
         if templates:
             add(
-                "info",
+                "medium",
                 "undecided-template",
                 f"its policy is templated on {', '.join(templates)}, which the audit does not"
-                " know per job: the paths using them are not counted",
+                " know per job (a job names its own tasks): the paths using them are not"
+                " counted, and may reach other jobs' secrets; template on the job's namespace"
+                " and ID only",
             )
         if role.unreadable_policy:
             add(
@@ -519,8 +529,8 @@ def job_problems(job: Job) -> list[str]:
         )
     if not isinstance(job.id, str) or not job.id or any(c in job.id for c in " \0"):
         problems.append(f"id {job.id!r}: must be non-empty text without spaces or NUL")
-    if not isinstance(job.region, str) or not job.region or ":" in job.region:
-        problems.append(f"region {job.region!r}: must be non-empty text without ':'")
+    if not isinstance(job.region, str) or not job.region or any(c in job.region for c in ":/"):
+        problems.append(f"region {job.region!r}: must be non-empty text without ':' or '/'")
     return problems
 
 

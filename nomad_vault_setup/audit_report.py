@@ -8,7 +8,7 @@ import json
 from collections import defaultdict
 from itertools import groupby
 
-from .access import JobAccess, printable
+from .access import Job, JobAccess, printable
 from .audit import Audit, as_json, kv_hint, read_paths, request_path, summary
 
 MAX_CELL = 60
@@ -38,9 +38,9 @@ def _roles(access: JobAccess) -> str:
 def as_text(audit: Audit) -> str:
     """Per cluster and namespace: each job, the roles it can log in with, what it reads, and
     its findings; then every finding, most severe first."""
-    codes: dict[tuple[str, str], list[str]] = defaultdict(list)
+    codes: dict[tuple[str, Job | None], list[str]] = defaultdict(list)
     for finding in audit.findings:
-        codes[(finding.cluster, finding.subject)].append(f"{finding.severity}:{finding.code}")
+        codes[(finding.cluster, finding.job)].append(f"{finding.severity}:{finding.code}")
     lines = [f"Access audit on {audit.server}: {len(audit.accesses)} job(s) checked"]
     if not audit.accesses:
         lines.append(
@@ -53,17 +53,17 @@ def as_text(audit: Audit) -> str:
 
     for (cluster, namespace), group in groupby(sorted(audit.accesses, key=key), key=key):
         title = f"cluster {cluster}, " if cluster else ""
-        lines += ["", f"{title}Nomad namespace {namespace}"]
+        lines += ["", printable(f"{title}Nomad namespace {namespace}")]
         rows = [["JOB", "ROLES", "READS", "OTHER JOBS IT READS", "FINDINGS"]]
         for access in group:
             others = audit.reads_jobs.get((cluster, access.job), [])
             rows.append(
                 [
-                    str(access.job),
-                    _roles(access),
+                    printable(str(access.job)),
+                    printable(_roles(access)),
                     _cell(", ".join(read_paths(access)) or "nothing"),
                     _cell(", ".join(map(str, others)) or "-"),
-                    ", ".join(codes[(cluster, str(access.job))]) or "-",
+                    ", ".join(codes[(cluster, access.job)]) or "-",
                 ]
             )
         lines += ["  " + line for line in _table(rows)]
@@ -109,10 +109,11 @@ def who_can_read_json(audit: Audit, path: str) -> str:
 def as_mermaid(audit: Audit) -> str:
     """`graph LR`: a subgraph per namespace holding its jobs, an edge from each job to the
     paths it reads, a red dotted edge to each other job whose secrets it reads."""
-    ids: dict[str, str] = {}
+    ids: dict[tuple[str, object], str] = {}
 
-    def node(kind: str, name: str) -> str:
-        return ids.setdefault(f"{kind}:{name}", f"{kind[0]}{len(ids)}")
+    def node(kind: str, key: object) -> str:
+        """The node's Mermaid ID, by what it stands for (two jobs never share one)."""
+        return ids.setdefault((kind, key), f"{kind[0]}{len(ids)}")
 
     def label(text: str) -> str:
         return json.dumps(text.replace('"', "'"))
@@ -124,14 +125,14 @@ def as_mermaid(audit: Audit) -> str:
         key=lambda a: (a.cluster.name, a.job.namespace),
     ):
         title = f"{cluster}: namespace {namespace}" if cluster else f"namespace {namespace}"
-        lines.append(f"  subgraph {node('namespace', f'{cluster}/{namespace}')}[{label(title)}]")
+        lines.append(f"  subgraph {node('namespace', (cluster, namespace))}[{label(title)}]")
         for access in group:
-            job = node("job", f"{cluster}/{access.job}")
+            job = node("job", (cluster, access.job))
             lines.append(f"    {job}[{label(access.job.id)}]")
             for path in read_paths(access):
                 edges.append(f"  {job} --> {node('path', path)}[{label(path)}]")
             for other in audit.reads_jobs.get((cluster, access.job), []):
-                edges.append(f"  {job} -. reads .-> {node('job', f'{cluster}/{other}')}")
+                edges.append(f"  {job} -. reads .-> {node('job', (cluster, other))}")
         lines.append("  end")
     crossing = sum(1 for edge in edges if "-. reads .->" in edge)
     lines += edges

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from hcl.parser import HclParser
 from pydantic import AfterValidator, BeforeValidator
 
-from ..acl import parse_rules
+from ..acl import misread_form, parse_rules
 from ..durations import MAX_SECONDS, parse_duration
 from ..nomad_config import hcl1_problem
 
@@ -354,10 +354,11 @@ def hcl_parser() -> HclParser:
     return HclParser()
 
 
-# What Vault's or OpenBao's policy parser takes (`subscribe` and `recover`: HashiCorp Vault
-# only, which a typo such as `reed` is not).
+# What Vault's or OpenBao's policy parser takes (`scan`: OpenBao only; `subscribe` and
+# `recover`: HashiCorp Vault only), so a typo such as `reed` fails before anything is written.
 CAPABILITIES = frozenset(
-    {"deny", "create", "read", "update", "patch", "delete", "list", "sudo", "subscribe", "recover"}
+    {"deny", "create", "read", "update", "patch", "delete", "list", "sudo", "scan"}
+    | {"subscribe", "recover"}
 )
 
 
@@ -378,8 +379,11 @@ def acl_policy_problem(text: str) -> str | None:
         )
     try:
         parsed = hcl_parser().parse(text)
+        misread = misread_form(text)
     except ValueError as error:
         return f"is not valid HCL ({str(error).splitlines()[0][:120]})"
+    if misread:
+        return f"must not hold {misread}"
     paths = parsed.get("path") if isinstance(parsed, dict) else None
     rules = parse_rules(text)
     if set(parsed) != {"path"} or not isinstance(paths, dict) or not paths or rules is None:

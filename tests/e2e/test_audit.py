@@ -50,14 +50,14 @@ ROLES = [
     },
     {
         # Vault's legacy `policy = "read"` shorthand and one path written twice (read, then
-        # deny), which pyhcl alone would fold into one block.
+        # deny with read: deny alone), which pyhcl alone would fold into one block.
         "name": "reporting",
         "boundClaims": {"nomad_namespace": ["ci"], "nomad_job_id": ["test-runner"]},
         "policy": (
             'path "secret/data/prod/+/config" {\n  capabilities = ["list"]\n'
             '  policy = "read"\n}\n'
             'path "secret/data/prod/payments/config" { capabilities = ["read"] }'
-            ' path "secret/data/prod/payments/config" { capabilities = ["deny"] }\n'
+            ' path "secret/data/prod/payments/config" { capabilities = ["deny", "read"] }\n'
         ),
     },
     {

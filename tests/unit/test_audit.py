@@ -18,7 +18,7 @@ from pulumi import automation as auto
 
 from devtools import audit as audit_cli
 from devtools.issuer import Issuer, IssuerServer
-from nomad_vault_setup.access import Cluster, Job, glob_match, go_lower
+from nomad_vault_setup.access import Cluster, Job, glob_match, go_lower, printable
 from nomad_vault_setup.acl import Acl, PolicyRefused, Rule, parse_rules
 from nomad_vault_setup.audit import (
     audit_stack,
@@ -28,6 +28,7 @@ from nomad_vault_setup.audit import (
     run_audit,
 )
 from nomad_vault_setup.audit_report import as_mermaid, as_text, render, who_can_read_text
+from nomad_vault_setup.config.fields import acl_policy_problem
 from nomad_vault_setup.config.schema import ClusterSettings
 from nomad_vault_setup.nomad_jobs import NomadUnreadable, read_jobs
 from nomad_vault_setup.server_kind import VaultServer
@@ -474,7 +475,8 @@ def test_an_id_that_would_widen_is_a_risk_before_any_victim_exists(job_id: str) 
     assert [f.code for f in audit_of([job_id], VAULT_1_14).findings] == ["risky-job-id"]
 
 
-def test_a_policy_templated_on_the_task_is_said_not_counted() -> None:
+def test_a_policy_templated_on_the_task_is_a_medium_finding() -> None:
+    """A job names its own tasks: a template on them may reach any job's secrets."""
     by_task = {
         "name": "by-task",
         "boundClaims": {"nomad_namespace": ["default"]},
@@ -486,7 +488,7 @@ def test_a_policy_templated_on_the_task_is_said_not_counted() -> None:
     }
     audit = run_audit([cluster(roles=[by_task])], [Job("default", "web")], OPENBAO)
     (finding,) = [f for f in audit.findings if f.code == "undecided-template"]
-    assert "metadata.nomad_task" in finding.message and finding.severity == "info"
+    assert "metadata.nomad_task" in finding.message and finding.severity == "medium"
 
 
 def test_a_job_id_cannot_forge_or_hide_report_lines() -> None:
@@ -541,3 +543,88 @@ def test_deeply_nested_or_unreadable_inputs_are_refused_not_crashed(tmp_path: Pa
 def test_who_can_read_with_an_empty_path_is_refused_before_anything_runs(capsys) -> None:
     assert audit_cli.main(["--who-can-read", ""], env={}) == audit_cli.CANNOT_AUDIT
     assert "not a Vault path" in capsys.readouterr().err
+
+
+# --- a second attack review ---
+
+BOUND_REPORTING = {"nomad_namespace": ["prod"], "nomad_job_id": ["reporting"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('path "a/*" "x" {\n  capabilities = ["read"]\n}\n', "second label"),
+        ('path = {\n  "a/*" = {\n    capabilities = ["read"]\n  }\n}\n', "second label"),
+        ('path "a/\\u002a" {\n  capabilities = ["read"]\n}\n', "backslash"),
+        ('path "\\x2b/a" {\n  capabilities = ["read"]\n}\n', "backslash"),
+    ],
+)
+def test_texts_pyhcl_reads_otherwise_than_vault_are_refused(text: str, says: str) -> None:
+    """OpenBao 2.7.2 grants read on `a/x` for each (the first label is the path, escapes are
+    decoded); pyhcl saw no grant. Not read, and refused as a role's inline policy."""
+    assert parse_rules(text) is None
+    assert says in (acl_policy_problem(text) or "")
+
+
+def test_quote_and_backslash_escapes_are_read_as_vault_reads_them() -> None:
+    assert parse_rules('path "a\\\\b" {\n  capabilities = ["read"]\n}\n') == [
+        Rule("a\\b", frozenset({"read"}))
+    ]
+
+
+@pytest.mark.parametrize(
+    "deny",
+    [
+        'capabilities = ["deny", "read"]',
+        'policy = "read"\n  capabilities = ["deny"]',
+        'capabilities = ["deny"]',
+    ],
+)
+def test_a_block_that_denies_denies_whatever_else_it_lists(deny: str) -> None:
+    """Vault keeps `deny` alone in such a block, so it shadows like any deny: the read of
+    `payments/db/password` below it, through the broad prefix, is still found."""
+    policy = (
+        'path "secret/data/prod/*" {\n  capabilities = ["read"]\n}\n'
+        f'path "secret/data/prod/payments" {{\n  {deny}\n}}\n'
+        f'path "secret/data/prod/payments/+" {{\n  {deny}\n}}\n'
+    )
+    rules = parse_rules(policy)
+    assert rules is not None and rules[1].capabilities == {"deny"}
+    role = {"name": "reporting", "boundClaims": BOUND_REPORTING, "policy": policy}
+    jobs = [Job("prod", "reporting"), Job("prod", "payments")]
+    audit = run_audit([cluster(roles=[role])], jobs, OPENBAO)
+    assert audit.reads_jobs[("", Job("prod", "reporting"))] == {
+        Job("prod", "payments"): ["reporting"]
+    }
+
+
+def test_a_deny_aimed_at_a_guessable_secret_name_does_not_hide_a_read() -> None:
+    """`.../payments/a*` would shadow a printable stand-in name such as `any-secret`."""
+    policy = (
+        'path "secret/data/prod/*" {\n  capabilities = ["read"]\n}\n'
+        'path "secret/data/prod/payments" {\n  capabilities = ["deny"]\n}\n'
+        'path "secret/data/prod/payments/a*" {\n  capabilities = ["deny"]\n}\n'
+    )
+    role = {"name": "reporting", "boundClaims": BOUND_REPORTING, "policy": policy}
+    jobs = [Job("prod", "reporting"), Job("prod", "payments")]
+    audit = run_audit([cluster(roles=[role])], jobs, OPENBAO)
+    assert Job("prod", "payments") in audit.reads_jobs[("", Job("prod", "reporting"))]
+
+
+def test_two_legacy_policy_keys_are_refused_not_crashed() -> None:
+    text = 'path "a" {\n  policy = "read"\n  policy = "write"\n}\n'
+    assert parse_rules(text) is None
+    assert "nothing else" in (acl_policy_problem(text) or "")
+
+
+def test_distinct_job_ids_never_print_alike() -> None:
+    """An ESC and a typed `\\x1b`, a blank filler, a combining mark: each stays visible."""
+    shown = {printable(text) for text in ("pay\x1b", "pay\\x1b", "pay", "pay\u3164", "pay\u0301")}
+    assert len(shown) == 5
+    with pytest.raises(ValueError, match="without ':' or '/'"):
+        jobs_from_json([["a/b", "x", "y"]])
+
+
+def test_no_kv_hint_for_the_other_kv_v2_endpoints() -> None:
+    audit = audit_of(["web"], OPENBAO)
+    assert "read at" not in who_can_read_text(audit, "secret/subkeys/default/web/db")
