@@ -149,6 +149,17 @@ LEGACY_POLICIES = {
 }
 
 
+# The keys a path block may hold: vault/policy.go parsePaths in OpenBao (`expiration`,
+# `pagination_limit`, `list_scan_response_keys_filter_path`) and HashiCorp Vault
+# (`subscribe_event_types`); anything else makes the server refuse the policy.
+PATH_BLOCK_KEYS = frozenset(
+    {"comment", "policy", "capabilities", "allowed_parameters", "denied_parameters"}
+    | {"required_parameters", "min_wrapping_ttl", "max_wrapping_ttl", "mfa_methods"}
+    | {"control_group", "pagination_limit", "expiration", "list_scan_response_keys_filter_path"}
+    | {"subscribe_event_types"}
+)
+
+
 @functools.cache
 def _item_parser() -> HclParser:
     """A pyhcl parser that also keeps the top-level items as written: pyhcl folds two blocks
@@ -219,6 +230,8 @@ def parse_rules(text: str) -> list[Rule] | None:
             capabilities = _capabilities(body)
             if capabilities is None:
                 return None
+            if DENY in capabilities and "expiration" in body:
+                continue  # OpenBao ignores a block once it expires: this deny lapses
             rules.append(Rule(path, capabilities))
     return rules
 
@@ -226,7 +239,7 @@ def parse_rules(text: str) -> list[Rule] | None:
 def _capabilities(body: object) -> frozenset[str] | None:
     """A block's capabilities as Vault's parser leaves them: the legacy `policy` shorthand
     added, and `deny` alone once it is there (a block of `["deny", "read"]` denies)."""
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or set(body) - PATH_BLOCK_KEYS:
         return None
     capabilities = body.get("capabilities", [])
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from hcl.parser import HclParser
 from pydantic import AfterValidator, BeforeValidator
 
-from ..acl import misread_form, parse_rules
+from ..acl import PATH_BLOCK_KEYS, misread_form, parse_rules
 from ..durations import MAX_SECONDS, parse_duration
 from ..nomad_config import hcl1_problem
 
@@ -386,7 +386,16 @@ def acl_policy_problem(text: str) -> str | None:
         return f"must not hold {misread}"
     paths = parsed.get("path") if isinstance(parsed, dict) else None
     rules = parse_rules(text)
-    if set(parsed) != {"path"} or not isinstance(paths, dict) or not paths or rules is None:
+    if set(parsed) != {"path"} or not isinstance(paths, dict) or not paths:
+        return 'must hold `path "<path>" { capabilities = [...] }` blocks and nothing else'
+    for path, body in paths.items():
+        unknown = sorted(set(body) - PATH_BLOCK_KEYS) if isinstance(body, dict) else []
+        if unknown:
+            return (
+                f"path {path!r}: unknown key(s) {', '.join(map(str, unknown))}"
+                f" (allowed: {', '.join(sorted(PATH_BLOCK_KEYS))})"
+            )
+    if rules is None:
         return 'must hold `path "<path>" { capabilities = [...] }` blocks and nothing else'
     for rule in rules:
         unknown = sorted(rule.capabilities - CAPABILITIES)

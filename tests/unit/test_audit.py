@@ -611,6 +611,20 @@ def test_a_deny_aimed_at_a_guessable_secret_name_does_not_hide_a_read() -> None:
     assert Job("prod", "payments") in audit.reads_jobs[("", Job("prod", "reporting"))]
 
 
+def test_an_expiring_deny_counts_as_gone_and_unknown_keys_are_refused() -> None:
+    """OpenBao ignores a block past its `expiration` (measured on 2.7.2): a deny that will
+    lapse does not hide a read; a key neither server knows makes it refuse the policy."""
+    expiring = (
+        'path "a/*" {\n  capabilities = ["read"]\n}\n'
+        'path "a/b" {\n  capabilities = ["deny"]\n  expiration = "2099-01-01T00:00:00Z"\n}\n'
+    )
+    assert Acl(parse_rules(expiring) or []).capabilities("a/b") == {"read"}
+    assert acl_policy_problem(expiring) is None
+    unknown = 'path "a" {\n  capabilities = ["read"]\n  foo = 1\n}\n'
+    assert parse_rules(unknown) is None
+    assert "unknown key(s) foo (allowed:" in (acl_policy_problem(unknown) or "")
+
+
 def test_two_legacy_policy_keys_are_refused_not_crashed() -> None:
     text = 'path "a" {\n  policy = "read"\n  policy = "write"\n}\n'
     assert parse_rules(text) is None
