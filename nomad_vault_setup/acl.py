@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -178,30 +177,73 @@ def _item_parser() -> HclParser:
 
 
 def misread_form(text: str) -> str | None:
-    """What in `text` pyhcl would read otherwise than Vault, if anything: a block with a
-    second label (`path "a" "x" {...}`: Vault takes the first label as the path and the body
-    as written, pyhcl nests the body under `x`), `path = {...}`, or a string escape other
-    than `\\"` and `\\\\` (Vault decodes `\\u002a` into a `*`, pyhcl keeps the text). An
-    attack review made each grant a read the audit did not see."""
+    """What in `text` pyhcl might read otherwise than Vault, if anything. Only plain blocks
+    pass: `path "<path>" { key = value ... }`, values strings, numbers, booleans, lists and
+    `{ key = value }` objects, no heredoc, no line break in a string, no backslash but in
+    `\\"` and `\\\\`. Attack reviews found pyhcl reading the rest otherwise than Vault: a
+    second label (`path "a" "x" {...}`: Vault takes `a` as the path and the body as written,
+    pyhcl nests it under `x`) and escapes (Vault decodes `\\u002a` into a `*`) each granted
+    a read the audit did not see."""
     if any(escaped not in '"\\' for escaped in re.findall(r"\\(.)", text, re.S)):
         return 'a backslash other than in \\" or \\\\ (Vault decodes escapes such as \\u002a)'
+    if "<<" in text:
+        return "a heredoc (write the value in quotes)"
     lexer = Lexer()
     lexer.input(text)
     tokens = list(iter(lexer.token, None))
-    depth = 0
-    for index, token in enumerate(tokens):
-        if token.type in ("LEFTBRACE", "LEFTBRACKET"):
-            depth += 1
-        elif token.type in ("RIGHTBRACE", "RIGHTBRACKET"):
-            depth -= 1
-        elif depth == 0 and token.type in ("IDENTIFIER", "STRING") and token.value == "path":
-            labels = list(itertools.takewhile(lambda t: t.type == "STRING", tokens[index + 1 :]))
-            if len(labels) != 1:
-                return (
-                    'a path block with a second label or as `path = {...}` (write `path "<path>"'
-                    " {...}`)"
-                )
+    if any(token.type == "STRING" and "\n" in token.value for token in tokens):
+        return "a line break inside a string"
+    if not _plain_blocks(tokens):
+        return (
+            'anything but `path "<path>" { key = value ... }` blocks (no second label,'
+            " `path = {...}`, `:` or nested block)"
+        )
     return None
+
+
+_SCALARS = ("STRING", "NUMBER", "FLOAT", "BOOL")
+
+
+def _plain_blocks(tokens: list) -> bool:
+    """Whether `tokens` are `path "<path>" { key = value ... }` blocks and nothing else."""
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position].type if position < len(tokens) else None
+
+    def take(*types: str) -> bool:
+        nonlocal position
+        if peek() in types:
+            position += 1
+            return True
+        return False
+
+    def value() -> bool:
+        if take(*_SCALARS):
+            return True
+        if take("LEFTBRACKET"):
+            while not take("RIGHTBRACKET"):
+                if not value() or not (take("COMMA") or peek() == "RIGHTBRACKET"):
+                    return False
+            return True
+        return take("LEFTBRACE") and assignments() and take("RIGHTBRACE")
+
+    def assignments() -> bool:
+        while take("IDENTIFIER", "STRING"):
+            if not take("EQUAL") or not value():
+                return False
+            take("COMMA")
+        return True
+
+    while position < len(tokens):
+        keyword = tokens[position]
+        if keyword.type not in ("IDENTIFIER", "STRING") or keyword.value != "path":
+            return False
+        position += 1
+        if not (take("STRING") and take("LEFTBRACE") and assignments() and take("RIGHTBRACE")):
+            return False
+        take("COMMA")
+    return True
 
 
 def parse_rules(text: str) -> list[Rule] | None:

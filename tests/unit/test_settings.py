@@ -843,7 +843,10 @@ def test_the_dev_stack_runs_on_its_shells_vault_settings(stack_config, monkeypat
     ("policy", "says"),
     [
         ('path "x" { capabilities = [', "is not valid HCL"),
-        ("foo = 1", "blocks and nothing else"),
+        ("foo = 1", 'anything but `path "<path>" { key = value ... }` blocks'),
+        ('path "x" {\n  capabilities: ["read"]\n}\n', "anything but `path"),
+        ('path "x" {\n  capabilities = ["read"]\n  comment = <<EOT\nhi\nEOT\n}\n', "heredoc"),
+        ('path "x" {\n  capabilities = ["re\nad"]\n}\n', "line break inside a string"),
         ('\ufeff{"path": {}}', "byte order mark"),
         ('{"path": {"x": {"capabilities": ["read"]}}}', "HCL, not JSON"),
         ('path "x" {}\x00', "control characters"),
