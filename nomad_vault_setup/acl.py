@@ -148,13 +148,15 @@ LEGACY_POLICIES = {
 }
 
 
-# The keys a path block may hold: vault/policy.go parsePaths in OpenBao (`expiration`,
-# `pagination_limit`, `list_scan_response_keys_filter_path`) and HashiCorp Vault
-# (`subscribe_event_types`); anything else makes the server refuse the policy.
+# The keys a path block may hold: vault/policy.go parsePaths in OpenBao (`pagination_limit`,
+# `list_scan_response_keys_filter_path`) and HashiCorp Vault (`subscribe_event_types`);
+# anything else makes the server refuse the policy. Not OpenBao's `expiration`: a block that
+# expires grants one thing before and another after (an expired block of fewer capabilities
+# no longer shadows a broader read), which one answer per path cannot say.
 PATH_BLOCK_KEYS = frozenset(
     {"comment", "policy", "capabilities", "allowed_parameters", "denied_parameters"}
     | {"required_parameters", "min_wrapping_ttl", "max_wrapping_ttl", "mfa_methods"}
-    | {"control_group", "pagination_limit", "expiration", "list_scan_response_keys_filter_path"}
+    | {"control_group", "pagination_limit", "list_scan_response_keys_filter_path"}
     | {"subscribe_event_types"}
 )
 
@@ -179,20 +181,24 @@ def _item_parser() -> HclParser:
 def misread_form(text: str) -> str | None:
     """What in `text` pyhcl might read otherwise than Vault, if anything. Only plain blocks
     pass: `path "<path>" { key = value ... }`, values strings, numbers, booleans, lists and
-    `{ key = value }` objects, no heredoc, no line break in a string, no backslash but in
-    `\\"` and `\\\\`. Attack reviews found pyhcl reading the rest otherwise than Vault: a
-    second label (`path "a" "x" {...}`: Vault takes `a` as the path and the body as written,
-    pyhcl nests it under `x`) and escapes (Vault decodes `\\u002a` into a `*`) each granted
-    a read the audit did not see."""
-    if any(escaped not in '"\\' for escaped in re.findall(r"\\(.)", text, re.S)):
-        return 'a backslash other than in \\" or \\\\ (Vault decodes escapes such as \\u002a)'
+    `{ key = value }` objects, no heredoc, no line break in a string, no backslash, and
+    template braces only in pairs. Attack reviews found pyhcl reading the rest otherwise
+    than Vault: a second label (`path "a" "x" {...}`: Vault takes `a` as the path and the
+    body as written, pyhcl nests it under `x`), escapes (Vault decodes `\\u002a` into a
+    `*`; pyhcl ends no string at `\\\\"`, so a comment could hide a block from it) each
+    granted a read the audit did not see."""
+    if "\\" in text:
+        return "a backslash (Vault and this program's parser read escapes differently)"
     if "<<" in text:
         return "a heredoc (write the value in quotes)"
     lexer = Lexer()
     lexer.input(text)
     tokens = list(iter(lexer.token, None))
-    if any(token.type == "STRING" and "\n" in token.value for token in tokens):
+    strings = [token.value for token in tokens if token.type == "STRING"]
+    if any("\n" in string for string in strings):
         return "a line break inside a string"
+    if any(re.search("{{|}}", _TEMPLATE.sub("", string)) for string in strings):
+        return "a `{{` or `}}` that is not one of a `{{...}}` pair"
     if not _plain_blocks(tokens):
         return (
             'anything but `path "<path>" { key = value ... }` blocks (no second label,'
@@ -202,6 +208,7 @@ def misread_form(text: str) -> str | None:
 
 
 _SCALARS = ("STRING", "NUMBER", "FLOAT", "BOOL")
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 
 
 def _plain_blocks(tokens: list) -> bool:
@@ -272,8 +279,6 @@ def parse_rules(text: str) -> list[Rule] | None:
             capabilities = _capabilities(body)
             if capabilities is None:
                 return None
-            if DENY in capabilities and "expiration" in body:
-                continue  # OpenBao ignores a block once it expires: this deny lapses
             rules.append(Rule(path, capabilities))
     return rules
 

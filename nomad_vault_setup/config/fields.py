@@ -390,6 +390,11 @@ def acl_policy_problem(text: str) -> str | None:
         return 'must hold `path "<path>" { capabilities = [...] }` blocks and nothing else'
     for path, body in paths.items():
         unknown = sorted(set(body) - PATH_BLOCK_KEYS) if isinstance(body, dict) else []
+        if "expiration" in unknown:
+            return (
+                f"path {path!r}: `expiration` is not supported (an expiring block grants one"
+                " thing before and another after; the access audit could not say which)"
+            )
         if unknown:
             return (
                 f"path {path!r}: unknown key(s) {', '.join(map(str, unknown))}"

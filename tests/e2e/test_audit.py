@@ -58,10 +58,6 @@ ROLES = [
             '  policy = "read"\n}\n'
             'path "secret/data/prod/payments/config" { capabilities = ["read"] }'
             ' path "secret/data/prod/payments/config" { capabilities = ["deny", "read"] }\n'
-            # A deny that has expired: OpenBao ignores it (and the audit counts any expiring
-            # deny as gone).
-            'path "secret/data/prod/api/config" {\n  capabilities = ["deny"]\n'
-            '  expiration = "2020-01-01T00:00:00Z"\n}\n'
         ),
     },
     {
