@@ -30,6 +30,7 @@ from nomad_vault_setup.audit_report import render, who_can_read_json, who_can_re
 from nomad_vault_setup.config import ConfigError
 from nomad_vault_setup.config.context import ProviderContext
 from nomad_vault_setup.config.derive import StackSettings, parse_settings
+from nomad_vault_setup.config.fields import go_bool
 from nomad_vault_setup.config.report import PROJECT
 from nomad_vault_setup.nomad_jobs import NomadUnreadable, read_jobs
 from nomad_vault_setup.server_kind import (
@@ -100,9 +101,10 @@ def server_of(
             "no Vault address (vault:address or VAULT_ADDR) to ask which server this is: set "
             "one, or name the server with --server vault:<version> / openbao:<version>"
         )
-    tls = Tls(
+    tls = Tls(  # as the provider reads them (config/engine.py's provider_context)
         ca_cert_file=setting("caCertFile", "VAULT_CACERT") or None,
-        skip_verify=setting("skipTlsVerify", "VAULT_SKIP_VERIFY").lower() in ("1", "true"),
+        ca_cert_dir=setting("caCertDir", "VAULT_CAPATH") or None,
+        skip_verify=go_bool(setting("skipTlsVerify", "VAULT_SKIP_VERIFY")),
     )
     try:
         return probe_server(address, tls)

@@ -38,8 +38,8 @@ from pulumi import automation as auto
 
 from devtools import dev_stack, openbao, workspace
 from devtools.audit import AuditUnavailable, audit_of_stack
-from nomad_vault_setup.access import printable
 from nomad_vault_setup.audit import Audit
+from nomad_vault_setup.audit_report import printable
 from nomad_vault_setup.provider_guard import shell_override_problems, token_binding_problem
 from nomad_vault_setup.resource_types import (
     AUTH_BACKEND,

@@ -110,10 +110,17 @@ def health(address: str) -> dict[str, Any] | None:
         return None
 
 
-def _call(address: str, method: str, path: str, token: str = "", body: Any = None) -> Any:
+def _call(
+    address: str,
+    method: str,
+    path: str,
+    token: str = "",
+    body: Any = None,
+    timeout: float = TIMEOUT,
+) -> Any:
     headers = {"X-Vault-Token": token} if token else {}
     response = requests.request(
-        method, f"{address}/v1/{path}", json=body, headers=headers, timeout=TIMEOUT
+        method, f"{address}/v1/{path}", json=body, headers=headers, timeout=timeout
     )
     if not response.ok:
         raise RuntimeError(
@@ -206,14 +213,13 @@ def standbys(cluster: Cluster) -> list[Node]:
 
 
 def _forwards(node: Node, token: str) -> bool:
-    """Whether the node answers an authenticated read (a standby forwards it)."""
+    """Whether the node answers an authenticated read (a standby forwards it), asked with a
+    short timeout so that waiting on a node that hangs stays within the election's time."""
     try:
-        response = requests.get(
-            f"{node.address}/v1/sys/mounts", headers={"X-Vault-Token": token}, timeout=2
-        )
-    except requests.RequestException:
+        _call(node.address, "GET", "sys/mounts", token, timeout=2)
+    except (RuntimeError, requests.RequestException):
         return False
-    return response.ok
+    return True
 
 
 def wait_for_leader(cluster: Cluster, timeout: float = ELECTION_TIMEOUT) -> Node:

@@ -19,13 +19,11 @@ grants, over time, what any of those jobs' metadata renders to. `states` are tho
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .acl import NOTHING, Acl, PolicyRefused, Rule, parse_rules
+from .acl import NOTHING, TEMPLATE, Acl, PolicyRefused, Rule, parse_rules
 from .policy import render_workload_policy
 from .server_kind import VaultServer, job_id_risks
 
@@ -36,7 +34,6 @@ PLACEHOLDER_ACCESSOR = "auth_jwt_audit"
 KNOWN_CLAIMS = ("nomad_namespace", "nomad_job_id")
 # Characters a server treats specially in a rendered value, by the job-ID risk they carry.
 RISKY_CHARACTERS = {"glob": "*+", "slash": "/"}
-_TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
 @dataclass(frozen=True, order=True)
@@ -49,30 +46,9 @@ class Job:
 
     def __str__(self) -> str:
         """`namespace/id`, `region:namespace/id` outside the global region (neither a region
-        nor a namespace holds `:` or `/`), as written: reports pass it through `printable`."""
+        nor a namespace holds `:` or `/`), as written: reports make it printable."""
         where = "" if self.region == "global" else f"{self.region}:"
         return f"{where}{self.namespace}/{self.id}"
-
-
-def printable(text: str) -> str:
-    """`text` with what a terminal acts on or hides (control characters and escape sequences,
-    line breaks, unusual spaces, lone surrogates, combining marks, blank fillers) written as
-    Python escapes, and `\\` doubled, so a job ID that Nomad accepts can neither forge or hide
-    a line of a report nor pass for another ID."""
-    return "".join(
-        char
-        if char != "\\" and char.isprintable() and not _invisible(char)
-        else char.encode("unicode_escape").decode()
-        for char in text
-    )
-
-
-# Printable to Python yet drawn as nothing: Hangul fillers, the braille blank, ...
-_BLANK_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
-
-
-def _invisible(char: str) -> bool:
-    return char in _BLANK_FILLERS or unicodedata.category(char).startswith("M")
 
 
 @dataclass(frozen=True)
@@ -177,14 +153,14 @@ def render_rules(
     rendered = []
     for rule in rules:
         values = []
-        for expression in _TEMPLATE.findall(rule.path):
+        for expression in TEMPLATE.findall(rule.path):
             key = expression.removeprefix(prefix) if expression.startswith(prefix) else None
             values.append(metadata.get(key) if key else None)
         if None in values:
             continue
         if any(char in value for value in values for char in refused):  # type: ignore[operator]
             raise PolicyRefused(f"a rendered value contains one of {refused!r}")
-        pieces = _TEMPLATE.split(rule.path)  # text, expression, text, ...: fill the expressions
+        pieces = TEMPLATE.split(rule.path)  # text, expression, text, ...: fill the expressions
         pieces[1::2] = values
         rendered.append(Rule("".join(pieces), rule.capabilities))  # type: ignore[arg-type]
     return tuple(rendered)
@@ -195,7 +171,7 @@ def unknown_templates(rules: Iterable[Rule], accessor: str) -> list[str]:
     mount's alias (its task, the entity's name, another alias, ...): what they render to per
     job is not known here, so the rules using them are left out of the answers."""
     known = {f"identity.entity.aliases.{accessor}.metadata.{claim}" for claim in KNOWN_CLAIMS}
-    return sorted({found for rule in rules for found in _TEMPLATE.findall(rule.path)} - known)
+    return sorted({found for rule in rules for found in TEMPLATE.findall(rule.path)} - known)
 
 
 @dataclass(frozen=True)

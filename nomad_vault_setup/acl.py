@@ -148,6 +148,14 @@ LEGACY_POLICIES = {
 }
 
 
+# What Vault's or OpenBao's policy parser takes (`scan`: OpenBao only; `subscribe` and
+# `recover`: HashiCorp Vault only), so a typo such as `reed` fails before anything is written.
+CAPABILITIES = frozenset(
+    {"deny", "create", "read", "update", "patch", "delete", "list", "sudo", "scan"}
+    | {"subscribe", "recover"}
+)
+
+
 # The keys a path block may hold: vault/policy.go parsePaths in OpenBao (`pagination_limit`,
 # `list_scan_response_keys_filter_path`) and HashiCorp Vault (`subscribe_event_types`);
 # anything else makes the server refuse the policy. Not OpenBao's `expiration`: a block that
@@ -197,7 +205,7 @@ def misread_form(text: str) -> str | None:
     strings = [token.value for token in tokens if token.type == "STRING"]
     if any("\n" in string for string in strings):
         return "a line break inside a string"
-    if any(re.search("{{|}}", _TEMPLATE.sub("", string)) for string in strings):
+    if any(re.search("{{|}}", TEMPLATE.sub("", string)) for string in strings):
         return "a `{{` or `}}` that is not one of a `{{...}}` pair"
     if not _plain_blocks(tokens):
         return (
@@ -208,7 +216,8 @@ def misread_form(text: str) -> str | None:
 
 
 _SCALARS = ("STRING", "NUMBER", "FLOAT", "BOOL")
-_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+# An identity template, `{{ expression }}` (the expression captured without its spaces).
+TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
 def _plain_blocks(tokens: list) -> bool:
@@ -271,8 +280,6 @@ def parse_rules(text: str) -> list[Rule] | None:
         return None
     rules = []
     for key, value in parser.top_level_items:
-        if key == "name":
-            continue
         if key != "path" or not isinstance(value, dict):
             return None
         for path, body in value.items():

@@ -183,7 +183,7 @@ def run_audit(
     audit = Audit(server, [])
     for cluster in clusters:
         workload = cluster.workload_rules()
-        entities: dict[Job | str, list[Job]] = defaultdict(list)
+        entities: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
             entities[cluster.entity(job)].append(job)
         evaluated: dict = {}
@@ -193,7 +193,7 @@ def run_audit(
         ]
         audit.accesses += accesses
         _cross_reads(audit, cluster, accesses)
-        audit.findings += _job_findings(audit, cluster, accesses, refused)
+        audit.findings += _job_findings(audit, cluster, accesses)
         audit.findings += _role_findings(cluster, accesses)
     audit.findings += _secret_findings(audit, secrets)
     audit.findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.cluster, f.subject, f.code))
@@ -324,9 +324,7 @@ def _names(jobs: Sequence[Job]) -> str:
     return shown + (f" and {len(jobs) - LISTED} more" if len(jobs) > LISTED else "")
 
 
-def _job_findings(
-    audit: Audit, cluster: Cluster, accesses: list[JobAccess], refused: str
-) -> list[Finding]:
+def _job_findings(audit: Audit, cluster: Cluster, accesses: list[JobAccess]) -> list[Finding]:
     findings = []
     server = audit.server
     risks = job_id_risks(server)

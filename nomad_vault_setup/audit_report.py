@@ -5,13 +5,35 @@ who would rather look than read. Pure text from an `Audit`."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import defaultdict
 from itertools import groupby
 
-from .access import Job, JobAccess, printable
+from .access import Job, JobAccess
 from .audit import Audit, as_json, kv_hint, read_paths, request_path, summary
 
 MAX_CELL = 60
+
+
+def printable(text: str) -> str:
+    """`text` with what a terminal acts on or hides (control characters and escape sequences,
+    line breaks, unusual spaces, lone surrogates, combining marks, blank fillers) written as
+    Python escapes, and `\\` doubled, so a job ID that Nomad accepts can neither forge or hide
+    a line of a report nor pass for another ID."""
+    return "".join(
+        char
+        if char != "\\" and char.isprintable() and not _invisible(char)
+        else char.encode("unicode_escape").decode()
+        for char in text
+    )
+
+
+# Printable to Python yet drawn as nothing: Hangul fillers, the braille blank, ...
+_BLANK_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
+def _invisible(char: str) -> bool:
+    return char in _BLANK_FILLERS or unicodedata.category(char).startswith("M")
 
 
 def _cell(text: str) -> str:

@@ -16,7 +16,7 @@ import pulumi
 from ..provider_guard import SHELL_OVERRIDES, shell_override_problems, token_binding_problem
 from .context import ProviderContext
 from .derive import StackSettings, parse_settings
-from .fields import nomad_vault_address, provider_namespace
+from .fields import go_bool, nomad_vault_address, provider_namespace
 from .report import PROJECT, worded
 
 # Our keys whose Pulumi.yaml default means "not set": an empty address is the provider's.
@@ -60,11 +60,6 @@ def _checked(value: str, name: str, check: Callable[[str], str], problems: list[
         return ""
 
 
-def _go_bool(value: str) -> bool:
-    """True as the provider (Go's strconv.ParseBool) reads it: 1, t, T, TRUE, true, True."""
-    return value in ("1", "t", "T", "TRUE", "true", "True")
-
-
 def provider_context(problems: list[str], component: str = "") -> ProviderContext:
     """The engine's and the provider's facts; a bad one adds a problem under its own name.
     `component` names the NomadVaultSetup another program builds (see ProviderContext)."""
@@ -89,11 +84,11 @@ def provider_context(problems: list[str], component: str = "") -> ProviderContex
         namespace=_checked(namespace, namespace_setting, provider_namespace, problems),
         ca_cert_file=_provider_setting(config, "caCertFile", "VAULT_CACERT")[0] or None,
         ca_cert_dir=_provider_setting(config, "caCertDir", "VAULT_CAPATH")[0] or None,
-        skip_tls_verify=_go_bool(skip_verify),
+        skip_tls_verify=go_bool(skip_verify),
         namespace_import=os.environ.get("TERRAFORM_VAULT_NAMESPACE_IMPORT", ""),
         token=token,
         token_setting=token_setting,
-        child_token=not _go_bool(skip_child),
+        child_token=not go_bool(skip_child),
         component=component,
     )
 

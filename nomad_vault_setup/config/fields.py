@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from hcl.parser import HclParser
 from pydantic import AfterValidator, BeforeValidator
 
-from ..acl import PATH_BLOCK_KEYS, misread_form, parse_rules
+from ..acl import CAPABILITIES, PATH_BLOCK_KEYS, misread_form, parse_rules
 from ..durations import MAX_SECONDS, parse_duration
 from ..nomad_config import hcl1_problem
 
@@ -354,14 +354,6 @@ def hcl_parser() -> HclParser:
     return HclParser()
 
 
-# What Vault's or OpenBao's policy parser takes (`scan`: OpenBao only; `subscribe` and
-# `recover`: HashiCorp Vault only), so a typo such as `reed` fails before anything is written.
-CAPABILITIES = frozenset(
-    {"deny", "create", "read", "update", "patch", "delete", "list", "sudo", "scan"}
-    | {"subscribe", "recover"}
-)
-
-
 def acl_policy_problem(text: str) -> str | None:
     """Why `text` is not an HCL ACL policy this program can write, if it is not.
 
@@ -412,6 +404,11 @@ def acl_policy_problem(text: str) -> str | None:
         if "+*" in rule.path:
             return f"path {rule.path!r}: Vault refuses `+*` in a path"
     return None
+
+
+def go_bool(value: str) -> bool:
+    """True as the provider (Go's strconv.ParseBool) reads it: 1, t, T, TRUE, true, True."""
+    return value in ("1", "t", "T", "TRUE", "true", "True")
 
 
 def flag(value: Any) -> bool:

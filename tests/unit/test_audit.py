@@ -18,7 +18,7 @@ from pulumi import automation as auto
 
 from devtools import audit as audit_cli
 from devtools.issuer import Issuer, IssuerServer
-from nomad_vault_setup.access import Cluster, Job, glob_match, go_lower, printable
+from nomad_vault_setup.access import Cluster, Job, glob_match, go_lower
 from nomad_vault_setup.acl import Acl, PolicyRefused, Rule, parse_rules
 from nomad_vault_setup.audit import (
     audit_stack,
@@ -27,7 +27,13 @@ from nomad_vault_setup.audit import (
     request_path,
     run_audit,
 )
-from nomad_vault_setup.audit_report import as_mermaid, as_text, render, who_can_read_text
+from nomad_vault_setup.audit_report import (
+    as_mermaid,
+    as_text,
+    printable,
+    render,
+    who_can_read_text,
+)
 from nomad_vault_setup.config.fields import acl_policy_problem
 from nomad_vault_setup.config.schema import ClusterSettings
 from nomad_vault_setup.nomad_jobs import NomadUnreadable, read_jobs
